@@ -1,0 +1,46 @@
+/**
+ * The audit trail: one JSON line per decision (allow, deny, or reject before a decision could be made).
+ *
+ * - Names only: never a body, a header value, a query string or a secret.
+ * - Written in order, never dropped silently: a write error is reported on stderr once and counted.
+ */
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+
+export interface AuditEvent {
+  readonly time: string;
+  readonly user: string | null;
+  readonly groups: readonly string[];
+  readonly host: string;
+  readonly action: string;
+  readonly method: string;
+  readonly path: string;
+  readonly decision: 'allow' | 'deny' | 'reject';
+  readonly rule: string | null;
+  readonly status: number | null; // the Defender's own answer; null when the request went to dockerd
+  readonly client: string | null;
+  readonly reason?: string;
+}
+
+export interface AuditLog {
+  write(event: AuditEvent): void;
+  close(): Promise<void>;
+}
+
+export function openAuditLog(target: string, onError: (err: Error) => void): AuditLog {
+  const stream: Writable = target === '-' ? process.stdout : createWriteStream(target, { flags: 'a', mode: 0o600 });
+  let failed = false;
+  stream.on('error', (err: Error) => {
+    if (!failed) onError(err);
+    failed = true;
+  });
+  return {
+    write(event) {
+      stream.write(`${JSON.stringify(event)}\n`);
+    },
+    close() {
+      if (target === '-') return Promise.resolve();
+      return new Promise((resolve) => stream.end(() => resolve()));
+    },
+  };
+}

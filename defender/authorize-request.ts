@@ -1,0 +1,93 @@
+/**
+ * The decision for one request, the same for ordinary and hijacked requests:
+ *
+ * - The caller's identity comes from its verified client certificate (read once per connection); a certificate
+ *   without a usable identity gets every request refused, with the reason.
+ * - The request target is classified by the shared route table (canonicalised as dockerd does); a target dockerd
+ *   would not route as-is is rejected with 400 before any rule is consulted.
+ * - The shared policy engine decides; no rule → the default deny-all rule.
+ * - Exactly one audit line per request, written by `record` once the outcome is final.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { classifyRequest, RequestRejected, type Classification } from '../shared/docker/classify-request.js';
+import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
+import { IdentityError, identityFromCertificate, type Identity } from '../shared/identity/certificate-identity.js';
+import { denialMessage, explain, type Decision, type Policy } from '../shared/policy/evaluate-policy.js';
+import type { AuditLog } from './audit-log.js';
+import { defenderErrors } from './errors.js';
+import type { Logger } from './log.js';
+import type { DefenderMetrics } from './metrics.js';
+
+export interface DefenderContext {
+  readonly hostName: string;
+  readonly maxBody: number;
+  readonly audit: AuditLog;
+  readonly metrics: DefenderMetrics;
+  readonly log: Logger;
+  policy(): Policy;
+}
+
+export type Authorization =
+  | { readonly ok: true; readonly identity: Identity; readonly classification: Classification; readonly decision: Decision }
+  | { readonly ok: false; readonly identity: Identity | null; readonly action: string; readonly decision: Decision | null; readonly error: DrawbridgeError };
+
+const identities = new WeakMap<TLSSocket, Identity | IdentityError>();
+
+/** Reads the identity of a freshly verified TLS connection (call on 'secureConnection'). */
+export function rememberIdentity(socket: TLSSocket): void {
+  try {
+    identities.set(socket, identityFromCertificate(new Uint8Array(socket.getPeerCertificate(false).raw)));
+  } catch (err) {
+    identities.set(socket, err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read'));
+  }
+}
+
+export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Authorization {
+  const id = identities.get(req.socket as TLSSocket) ?? new IdentityError('the connection has no verified client certificate');
+  if (id instanceof IdentityError) {
+    return { ok: false, identity: null, action: 'unknown', decision: null, error: defenderErrors.bad_identity(`[Drawbridge] ${id.message}; ask your administrator for a Drawbridge certificate`) };
+  }
+  let classification: Classification;
+  try {
+    classification = classifyRequest(req.method ?? '', req.url ?? '');
+  } catch (err) {
+    if (err instanceof RequestRejected) {
+      return { ok: false, identity: id, action: 'unknown', decision: null, error: defenderErrors.bad_request(`[Drawbridge] ${err.reason}`) };
+    }
+    throw err;
+  }
+  const decision = explain(ctx.policy(), id, ctx.hostName, classification.action);
+  if (!decision.allowed) {
+    if (classification.action === 'unknown') ctx.log.warn('request to a route Drawbridge does not know was denied', { user: id.user, method: req.method, path: classification.path });
+    return { ok: false, identity: id, action: classification.action, decision, error: defenderErrors.denied(denialMessage(classification.action, id.user, decision)) };
+  }
+  if (classification.action === 'unknown') {
+    ctx.log.warn('ALLOWED a request to a route Drawbridge does not know, by an explicit rule on "unknown"', { user: id.user, rule: decision.rule, method: req.method, path: classification.path });
+  }
+  return { ok: true, identity: id, classification, decision };
+}
+
+/** Writes the one audit line and counts the request. */
+export function record(ctx: DefenderContext, req: IncomingMessage, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError }, startedAt: number): void {
+  const action = auth.ok ? auth.classification.action : auth.action;
+  const decision = outcome.error === undefined ? 'allow' : auth.ok || auth.decision === null ? 'reject' : 'deny';
+  const d = auth.ok ? auth.decision : auth.decision;
+  const path = (req.url ?? '').split('?')[0]!; // as received, never the query string (it may carry values)
+  ctx.audit.write({
+    time: new Date().toISOString(),
+    user: auth.identity?.user ?? null,
+    groups: auth.identity?.groups ?? [],
+    host: ctx.hostName,
+    action,
+    method: req.method ?? '',
+    path,
+    decision,
+    rule: d?.rule ?? (decision === 'deny' ? 'default-deny-all' : null),
+    status: outcome.status,
+    client: req.socket.remoteAddress ?? null,
+    ...(decision === 'reject' && outcome.error ? { reason: outcome.error.message.replace(/^\[Drawbridge\] /, '') } : {}),
+  });
+  ctx.metrics.countRequest(action, decision);
+  ctx.metrics.observeLatency((performance.now() - startedAt) / 1000);
+}

@@ -1,0 +1,123 @@
+/**
+ * Public entry of the Defender: `drawbridge defender [options]`.
+ *
+ * - Refuses to start without TLS material or with a missing/broken rules file (clear message, exit 2).
+ * - Reloads the rules file when it changes; a broken edit keeps the last good rules.
+ * - SIGTERM/SIGINT: graceful shutdown (see server.ts), exit 0.
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
+import { RulesError } from '../shared/policy/access-rules.js';
+import type { Policy } from '../shared/policy/evaluate-policy.js';
+import { openAuditLog } from './audit-log.js';
+import type { DefenderContext } from './authorize-request.js';
+import { DEFENDER_USAGE, parseDefenderConfig, splitHostPort, type DefenderConfig } from './config.js';
+import { dockerUpstream } from './docker-upstream.js';
+import { defenderErrors } from './errors.js';
+import { stderrLogger, type Logger } from './log.js';
+import { DefenderMetrics } from './metrics.js';
+import { loadPolicyFile, watchPolicyFile } from './rules-source.js';
+import { buildDefender, type DefenderServer } from './server.js';
+
+export { buildDefender } from './server.js';
+export { parseDefenderConfig, type DefenderConfig } from './config.js';
+
+function readTlsFile(label: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw defenderErrors.config(`cannot read ${label} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export interface RunningDefender {
+  readonly defender: DefenderServer;
+  readonly address: { host: string; port: number };
+  stop(): Promise<void>;
+}
+
+/** Starts a Defender from a parsed config (used by the CLI and by in-process tools). */
+export async function startDefender(config: DefenderConfig, log: Logger = stderrLogger()): Promise<RunningDefender> {
+  let policy: Policy;
+  try {
+    policy = loadPolicyFile(config.rules);
+  } catch (e) {
+    if (e instanceof RulesError) throw defenderErrors.config(`the rules file ${config.rules} is invalid:\n${e.message}`);
+    throw defenderErrors.config(`cannot read the rules file ${config.rules}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const tls = { ca: readTlsFile('the CA file', config.tlsCa), cert: readTlsFile('the certificate', config.tlsCert), key: readTlsFile('the key', config.tlsKey) };
+  const metrics = new DefenderMetrics();
+  metrics.rules = policy.rules.length;
+  const audit = openAuditLog(config.auditLog, (err) => log.error('cannot write the audit log', { file: config.auditLog, error: err.message }));
+  const ctx: DefenderContext = { hostName: config.hostName, maxBody: config.maxBody, audit, metrics, log, policy: () => policy };
+  const watcher = watchPolicyFile(
+    config.rules,
+    (next) => {
+      policy = next;
+      metrics.rules = next.rules.length;
+      metrics.countReload(true);
+      log.info('rules reloaded', { file: config.rules, rules: next.rules.length });
+    },
+    (err) => {
+      metrics.countReload(false);
+      log.error(`the rules file changed but is invalid; keeping the last good rules:\n${err.message}`, { file: config.rules });
+    },
+  );
+  const upstream = dockerUpstream(config.docker);
+  const defender = buildDefender(ctx, upstream, tls);
+  const { host, port } = splitHostPort(config.listen);
+  let metricsServer: Server | null = null;
+  try {
+    await defender.listen(port, host);
+    if (config.metrics) {
+      const m = splitHostPort(config.metrics);
+      metricsServer = metrics.serve();
+      await new Promise<void>((resolve, reject) => metricsServer!.once('error', reject).listen(m.port, m.host, resolve));
+    }
+  } catch (e) {
+    watcher.stop();
+    defender.server.close();
+    throw defenderErrors.config(`cannot listen: ${(e as Error).message}`);
+  }
+  const address = defender.server.address() as { address: string; port: number };
+  log.info('listening', { listen: `${address.address}:${address.port}`, docker: config.docker, host: config.hostName, rules: policy.rules.length, metrics: config.metrics });
+  return {
+    defender,
+    address: { host: address.address, port: address.port },
+    async stop() {
+      watcher.stop();
+      metricsServer?.close();
+      await defender.close(config.shutdownTimeout * 1000);
+      await audit.close();
+    },
+  };
+}
+
+/** `drawbridge defender …` */
+export async function runDefender(argv: readonly string[]): Promise<number> {
+  const log = stderrLogger();
+  let running: RunningDefender;
+  try {
+    const config = parseDefenderConfig(argv);
+    if (config === null) {
+      process.stdout.write(DEFENDER_USAGE);
+      return 0;
+    }
+    running = await startDefender(config, log);
+  } catch (e) {
+    if (e instanceof DrawbridgeError) {
+      process.stderr.write(`drawbridge defender: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  return new Promise((resolve) => {
+    const shutdown = (signal: string): void => {
+      log.info('shutting down', { signal });
+      running.stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}

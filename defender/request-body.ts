@@ -1,0 +1,99 @@
+/**
+ * Request framing and bodies, checked before anything reaches dockerd.
+ *
+ * - One framing only: Content-Length and Transfer-Encoding together, two Content-Length headers, several
+ *   Transfer-Encoding headers, or a coding other than `chunked` → 400. (Node's parser rejects most of these
+ *   already; we check again explicitly so the rule does not depend on a parser default.)
+ * - What the Defender forwards is exactly what it parsed: the body as framed by the request, re-sent with the
+ *   same length. Bytes after a `Content-Length: 0` request are the next request and are authorised on their own.
+ * - A form-encoded body is refused: dockerd's handlers call Go's ParseForm, which reads such a body as extra query
+ *   parameters overriding the real ones; the docker CLI never sends one.
+ * - Bodies of routes whose body the daemon decodes (and of routes that take none) are read in full, up to the
+ *   limit, before a byte goes upstream; over the limit → 413. Only stream routes (build context, image load,
+ *   archive upload…) pass through unbuffered, after the request was authorised.
+ */
+import type { IncomingMessage } from 'node:http';
+import { defenderErrors } from './errors.js';
+
+export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' };
+
+export function checkFraming(rawHeaders: readonly string[]): Framing {
+  let contentLength: string | null = null;
+  let transferEncoding: string | null = null;
+  let contentType: string | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'content-length') {
+      if (contentLength !== null) throw defenderErrors.bad_request('the request has more than one Content-Length header');
+      contentLength = rawHeaders[i + 1]!.trim();
+    } else if (name === 'transfer-encoding') {
+      if (transferEncoding !== null) throw defenderErrors.bad_request('the request has more than one Transfer-Encoding header');
+      transferEncoding = rawHeaders[i + 1]!.trim().toLowerCase();
+    } else if (name === 'content-type') {
+      contentType = `${contentType ?? ''}${rawHeaders[i + 1]!}`;
+    }
+  }
+  if (contentType !== null && /^\s*application\/x-www-form-urlencoded\b/i.test(contentType)) {
+    throw defenderErrors.bad_request('form-encoded request bodies are not accepted (dockerd would read them as query parameters)');
+  }
+  if (contentLength !== null && transferEncoding !== null) {
+    throw defenderErrors.bad_request('the request has both Content-Length and Transfer-Encoding');
+  }
+  if (transferEncoding !== null) {
+    if (transferEncoding !== 'chunked') throw defenderErrors.bad_request(`unsupported Transfer-Encoding '${transferEncoding}' (only chunked)`);
+    return { kind: 'chunked' };
+  }
+  if (contentLength !== null) {
+    if (!/^\d{1,15}$/.test(contentLength)) throw defenderErrors.bad_request('the request has an invalid Content-Length');
+    const length = Number(contentLength);
+    return length === 0 ? { kind: 'none' } : { kind: 'length', length };
+  }
+  return { kind: 'none' };
+}
+
+/** Reads the whole body (any framing) into memory, refusing more than `limit` bytes. */
+export function readBody(req: IncomingMessage, framing: Framing, limit: number): Promise<Buffer> {
+  if (framing.kind === 'none') return Promise.resolve(Buffer.alloc(0));
+  if (framing.kind === 'length' && framing.length > limit) {
+    return Promise.reject(defenderErrors.body_too_large(`the request body (${framing.length} bytes) is over the Defender's limit of ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        reject(defenderErrors.body_too_large(`the request body is over the Defender's limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      if (!req.complete) reject(defenderErrors.bad_request('the request body was cut short'));
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(defenderErrors.bad_request(`the request body could not be read: ${err.message}`));
+    };
+    const onClose = (): void => {
+      if (!req.complete) onError(new Error('the client closed the connection'));
+    };
+    function cleanup(): void {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    }
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
+/** A JSON body the daemon decodes must at least be JSON; an empty one is left to dockerd's own defaults. */
+export function checkJsonBody(body: Buffer): void {
+  if (body.length === 0) return;
+  try {
+    JSON.parse(body.toString('utf8'));
+  } catch {
+    throw defenderErrors.bad_request('the request body is not valid JSON');
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Who is calling, read from a client certificate — the one encoding the Console issues and the Defender reads.
+ *
+ * - The subject's single CN is the user name. No CN, an empty CN, or more than one CN → rejected.
+ * - Each OU attribute of the subject is one group (in subject order, duplicates dropped). No OU → no groups.
+ * - Names and groups may not contain control characters and are at most 256 characters; anything else is
+ *   rejected rather than cleaned, because a cleaned name could collide with someone else's.
+ * - Chain, validity and revocation are checked by the TLS layer before this runs; this only reads the subject.
+ */
+// @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill.
+import 'reflect-metadata';
+import { Name, X509Certificate } from '@peculiar/x509';
+
+export interface Identity {
+  readonly user: string;
+  readonly groups: readonly string[];
+}
+
+export class IdentityError extends Error {
+  override readonly name = 'IdentityError';
+}
+
+const MAX_LENGTH = 256;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function checkValue(kind: string, value: string): string {
+  if (value.length === 0) throw new IdentityError(`the certificate's ${kind} is empty`);
+  if (value.length > MAX_LENGTH) throw new IdentityError(`the certificate's ${kind} is longer than ${MAX_LENGTH} characters`);
+  if (CONTROL.test(value)) throw new IdentityError(`the certificate's ${kind} contains control characters`);
+  return value;
+}
+
+/** Reads the identity from a subject name (DER or a parsed Name). */
+export function identityFromSubject(subject: Name): Identity {
+  const cns = subject.getField('CN');
+  if (cns.length !== 1) {
+    throw new IdentityError(cns.length === 0 ? 'the certificate has no CN (user name)' : 'the certificate has more than one CN');
+  }
+  const user = checkValue('CN (user name)', cns[0]!);
+  const groups = [...new Set(subject.getField('OU').map((g) => checkValue('OU (group)', g)))];
+  return { user, groups };
+}
+
+/** Reads the identity from a DER-encoded certificate. */
+export function identityFromCertificate(der: Uint8Array): Identity {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+  } catch {
+    throw new IdentityError('the client certificate could not be parsed');
+  }
+  return identityFromSubject(cert.subjectName);
+}
+
+/** The subject a certificate for this identity must carry (for CSR signing), as an x509 Name. */
+export function subjectForIdentity(identity: Identity): Name {
+  checkValue('CN (user name)', identity.user);
+  const groups = [...new Set(identity.groups)];
+  return new Name([{ CN: [identity.user] }, ...groups.map((g) => ({ OU: [checkValue('OU (group)', g)] }))]);
+}
