@@ -1,0 +1,133 @@
+/**
+ * Runs the real `drawbridge defender` binary (dist/main/cli/drawbridge.js) for end-to-end tests and tools, with a
+ * fresh test PKI: a CA, the Defender's server certificate for 127.0.0.1/localhost, and a client certificate
+ * directory per user in the layout the docker CLI reads (`ca.pem`, `cert.pem`, `key.pem`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Identity } from '../../shared/identity/certificate-identity.js';
+import { createCa, writePemFiles, type CertificateAuthority, type ClientCertOptions } from './pki.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root, from test/support (sources under vitest) or dist/test/support (compiled tools). */
+export const REPO_ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
+export const DRAWBRIDGE_BIN = join(REPO_ROOT, 'dist/main/cli/drawbridge.js');
+
+export interface DefenderProcessOptions {
+  /** The Docker daemon to put the Defender in front of (`unix:///…`). */
+  readonly dockerHost: string;
+  /** Rules file text (YAML). */
+  readonly rules: string;
+  readonly hostName?: string;
+  /** Extra flags for `drawbridge defender`. */
+  readonly args?: readonly string[];
+  /** Reuse a CA (e.g. to test a second Defender with the same users). */
+  readonly ca?: CertificateAuthority;
+}
+
+export interface DefenderProcess {
+  readonly dir: string;
+  readonly ca: CertificateAuthority;
+  readonly port: number;
+  /** `tcp://127.0.0.1:PORT`. */
+  readonly host: string;
+  readonly rulesPath: string;
+  readonly auditPath: string;
+  readonly child: ChildProcess;
+  /** Everything the Defender wrote on stderr so far. */
+  log(): string;
+  /** Audit lines written so far, parsed. */
+  audit(): Promise<Record<string, unknown>[]>;
+  /** Writes a client certificate directory for `identity` and returns its path (for DOCKER_CERT_PATH). */
+  certDir(identity: Identity, opts?: ClientCertOptions & { name?: string }): Promise<string>;
+  /** The environment for the real docker CLI acting as the user whose cert dir is given. */
+  dockerEnv(certDir: string): NodeJS.ProcessEnv;
+  writeRules(text: string): Promise<void>;
+  /** SIGTERM and wait for exit; resolves to the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startDefenderProcess(opts: DefenderProcessOptions): Promise<DefenderProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'drawbridge-defender-'));
+  const ca = opts.ca ?? (await createCa());
+  const server = await ca.issueServerCert({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  await writePemFiles(join(dir, 'server'), { 'ca.pem': ca.cert, 'cert.pem': server.cert, 'key.pem': server.key });
+  const rulesPath = join(dir, 'rules.yaml');
+  const auditPath = join(dir, 'audit.jsonl');
+  await writeFile(rulesPath, opts.rules);
+  const child = spawn(
+    process.execPath,
+    [
+      DRAWBRIDGE_BIN, 'defender',
+      '--listen', '127.0.0.1:0',
+      '--docker', opts.dockerHost,
+      '--tls-ca', join(dir, 'server/ca.pem'),
+      '--tls-cert', join(dir, 'server/cert.pem'),
+      '--tls-key', join(dir, 'server/key.pem'),
+      '--rules', rulesPath,
+      '--host-name', opts.hostName ?? 'dev-a',
+      '--audit-log', auditPath,
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'inherit', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const port = await new Promise<number>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`the Defender did not start in 15 s:\n${stderr}`)), 15_000);
+    const onData = (): void => {
+      const m = /listening listen=\S+:(\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        child.stderr!.off('data', onData);
+        res(Number(m[1]));
+      }
+    };
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      rej(new Error(`the Defender exited with ${code} before listening:\n${stderr}`));
+    });
+  });
+  let users = 0;
+  return {
+    dir,
+    ca,
+    port,
+    host: `tcp://127.0.0.1:${port}`,
+    rulesPath,
+    auditPath,
+    child,
+    log: () => stderr,
+    async audit() {
+      const text = await readFile(auditPath, 'utf8').catch(() => '');
+      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    async certDir(identity, certOpts = {}) {
+      const pem = await ca.issueClientCert(identity, certOpts);
+      const path = join(dir, 'users', certOpts.name ?? `${identity.user}-${++users}`);
+      await writePemFiles(path, { 'ca.pem': ca.cert, 'cert.pem': pem.cert, 'key.pem': pem.key });
+      return path;
+    },
+    dockerEnv(certDir) {
+      const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir, DOCKER_CONFIG: join(dir, 'docker-config') };
+      delete env.DOCKER_CONTEXT;
+      return env;
+    },
+    async writeRules(text) {
+      const tmp = `${rulesPath}.tmp`;
+      await writeFile(tmp, text);
+      await rename(tmp, rulesPath);
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      await rm(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
