@@ -3,10 +3,13 @@
  * The `drawbridge` command. Each subcommand lives in its own part and is loaded only when used, through that
  * part's public entry (`defender/index.ts`, later `console/index.ts`), so the desktop app never bundles servers.
  */
+import 'reflect-metadata'; // @peculiar/x509 (certificates) resolves its providers through tsyringe, which needs it first
+
 const USAGE = `Usage: drawbridge <command> [options]
 
 Commands:
   defender    run a Defender: mTLS access control in front of the Docker Engine
+  console     run the Console: users, certificates, rules, Defender enrolment
   help        show this help
 
 Run 'drawbridge <command> --help' for a command's options.
@@ -18,6 +21,10 @@ async function main(argv: string[]): Promise<number> {
     case 'defender': {
       const { runDefender } = await import('../../defender/index.js');
       return runDefender(rest);
+    }
+    case 'console': {
+      const { runConsole } = await import('../../console/index.js');
+      return runConsole(rest);
     }
     case undefined:
     case 'help':

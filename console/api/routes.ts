@@ -1,0 +1,7 @@
+/**
+ * The Console's route groups beyond auth and users: one line per group, so the whole API is visible here.
+ * (auth, users and openapi.json are wired in server.ts.)
+ */
+import type { RouteGroup } from '../server.js';
+
+export const ROUTE_GROUPS: readonly RouteGroup[] = [];

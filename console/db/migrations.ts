@@ -1,0 +1,99 @@
+/**
+ * Schema migrations, applied in order inside one transaction each; `PRAGMA user_version` records the last one.
+ * Never edit a migration that has shipped: add the next one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: users, sessions, CA, certificates, install tokens, rules, Defenders, join tokens, audit
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    password_hash TEXT,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor', 'user')),
+    groups_json TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL DEFAULT 'local',
+    created_at TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+  );
+  CREATE TABLE ca (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cert_pem TEXT NOT NULL,
+    key_sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE certificates (
+    serial TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'defender', 'console')),
+    subject_name TEXT NOT NULL,
+    groups_json TEXT NOT NULL DEFAULT '[]',
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    session_hash TEXT
+  );
+  CREATE INDEX certificates_subject ON certificates(kind, subject_name);
+  CREATE TABLE install_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+  );
+  CREATE TABLE rules (
+    id INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    effect TEXT NOT NULL,
+    users_json TEXT NOT NULL,
+    groups_json TEXT NOT NULL,
+    hosts_json TEXT NOT NULL,
+    actions_json TEXT NOT NULL
+  );
+  CREATE TABLE join_tokens (
+    token_hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    single_use INTEGER NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE defenders (
+    host_name TEXT PRIMARY KEY COLLATE NOCASE,
+    address TEXT,
+    version TEXT,
+    listener_json TEXT NOT NULL,
+    cert_serial TEXT,
+    policy_version INTEGER NOT NULL DEFAULT 0,
+    enrolled_at TEXT NOT NULL,
+    last_seen TEXT
+  );
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    defender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    user_name TEXT,
+    groups_json TEXT NOT NULL,
+    host TEXT NOT NULL,
+    action TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule TEXT,
+    status INTEGER,
+    client TEXT,
+    reason TEXT,
+    UNIQUE (defender, seq)
+  );
+  CREATE INDEX audit_time ON audit(time);
+  CREATE INDEX audit_user ON audit(user_name, time);
+  `,
+];

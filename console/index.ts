@@ -1,0 +1,130 @@
+/**
+ * Public entry of the Console: `drawbridge console [options]`.
+ *
+ * First start: creates the data directory (0700), the database, the master key file (unless given), the CA, the
+ * Console's TLS certificate, and the first admin `admin` (password from --admin-password/env, or a one-time
+ * password printed once). Later starts reuse all of it.
+ */
+import { createHash, createPublicKey, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
+import { ROUTE_GROUPS } from './api/routes.js';
+import { SessionStore } from './auth/session-store.js';
+import { UserStore } from './auth/user-store.js';
+import { ConsoleCa } from './ca/console-ca.js';
+import { CONSOLE_USAGE, parseConsoleConfig, type ConsoleConfig } from './config.js';
+import type { ConsoleContext, ConsoleLog } from './context.js';
+import { loadMasterKey, type MasterKey } from './crypto/master-key.js';
+import { nowIso, openDatabase, type Db } from './db/database.js';
+import { buildConsole, type ConsoleServer } from './server.js';
+
+export { parseConsoleConfig, type ConsoleConfig } from './config.js';
+
+const TLS_LIFETIME_MS = 365 * 24 * 3600_000;
+
+function stderrLog(): ConsoleLog {
+  const line = (level: string, m: string, f: Record<string, unknown> = {}): void => {
+    const extra = Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : String(v)}`).join(' ');
+    process.stderr.write(`${new Date().toISOString()} ${level} drawbridge-console: ${m}${extra ? ` ${extra}` : ''}\n`);
+  };
+  return { info: (m, f) => line('INFO', m, f), error: (m, f) => line('ERROR', m, f) };
+}
+
+function tlsNames(config: ConsoleConfig): { dnsNames: string[]; ips: string[] } {
+  const names = new Set(['localhost', hostname(), new URL(config.publicUrl).hostname, ...config.tlsNames.split(',').map((s) => s.trim()).filter(Boolean)]);
+  const ips = new Set(['127.0.0.1']);
+  const dnsNames: string[] = [];
+  for (const n of names) (/^[\d.]+$|:/.test(n) ? ips.add(n.replace(/^\[|\]$/g, '')) : dnsNames.push(n));
+  return { dnsNames, ips: [...ips] };
+}
+
+/** The Console's TLS certificate: reused while valid for the same names, otherwise issued anew (key sealed). */
+async function consoleTls(db: Db, masterKey: MasterKey, ca: ConsoleCa, config: ConsoleConfig): Promise<{ cert: string; key: string }> {
+  const names = tlsNames(config);
+  const wanted = JSON.stringify(names);
+  const get = (k: string): string | undefined => (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
+  const cert = get('tls.cert');
+  const keySealed = get('tls.key');
+  const expires = get('tls.not_after');
+  if (cert && keySealed && get('tls.names') === wanted && expires && Date.parse(expires) > Date.now() + 30 * 24 * 3600_000) {
+    return { cert, key: masterKey.open(keySealed, 'tls.key').toString('utf8') };
+  }
+  const issued = await ca.issueWithNewKey({ kind: 'server', ...names }, TLS_LIFETIME_MS, 'console');
+  const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  db.transaction(() => {
+    put.run('tls.cert', issued.certPem);
+    put.run('tls.key', masterKey.seal(issued.keyPem, 'tls.key'));
+    put.run('tls.names', wanted);
+    put.run('tls.not_after', issued.notAfter);
+  })();
+  return { cert: issued.certPem, key: issued.keyPem };
+}
+
+export interface RunningConsole {
+  readonly ctx: ConsoleContext;
+  readonly console: ConsoleServer;
+  readonly port: number;
+  /** The one-time admin password when this start created the admin without one given; null otherwise. */
+  readonly bootstrapPassword: string | null;
+  stop(): Promise<void>;
+}
+
+export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stderrLog()): Promise<RunningConsole> {
+  const db = openDatabase(config.data);
+  const { key: masterKey, created } = loadMasterKey({ env: config.masterKeyEnv, file: config.masterKeyFile, create: true });
+  if (created) log.info('created the master key file; back it up: without it the encrypted data cannot be read', { file: config.masterKeyFile });
+  const ca = await ConsoleCa.open(db, masterKey);
+  const users = new UserStore(db);
+  const sessions = new SessionStore(db, config.sessionTtl);
+  let bootstrapPassword: string | null = null;
+  if (users.count() === 0) {
+    const password = config.adminPassword ?? (bootstrapPassword = randomBytes(18).toString('base64url'));
+    await users.create({ name: 'admin', password, role: 'admin', groups: [] });
+    db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('created_at', nowIso());
+  }
+  const tls = await consoleTls(db, masterKey, ca, config);
+  const spki = createPublicKey(tls.key).export({ type: 'spki', format: 'der' });
+  const tlsPin = `sha256//${createHash('sha256').update(spki).digest('base64')}`;
+  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, log, tlsPin };
+  const server = buildConsole(ctx, tls, ROUTE_GROUPS);
+  const i = config.listen.lastIndexOf(':');
+  const address = await server.listen(Number(config.listen.slice(i + 1)), config.listen.slice(0, i).replace(/^\[|\]$/g, '') || undefined);
+  log.info('listening', { listen: `${address.address}:${address.port}`, url: config.publicUrl, data: config.data });
+  return {
+    ctx,
+    console: server,
+    port: address.port,
+    bootstrapPassword,
+    async stop() {
+      await server.close();
+      db.close();
+    },
+  };
+}
+
+/** `drawbridge console …` */
+export async function runConsole(argv: readonly string[]): Promise<number> {
+  let running: RunningConsole;
+  try {
+    const config = parseConsoleConfig(argv);
+    if (config === null) {
+      process.stdout.write(CONSOLE_USAGE);
+      return 0;
+    }
+    running = await startConsole(config);
+  } catch (e) {
+    if (e instanceof DrawbridgeError) {
+      process.stderr.write(`drawbridge console: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (running.bootstrapPassword) {
+    process.stderr.write(`\nFirst start: log in as 'admin' with the one-time password ${running.bootstrapPassword}\n(it is not shown again; change it with PATCH /api/v1/users/admin)\n\n`);
+  }
+  return new Promise((resolve) => {
+    const shutdown = (): void => void running.stop().then(() => resolve(0), () => resolve(1));
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}
