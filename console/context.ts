@@ -5,6 +5,7 @@ import type { MasterKey } from './crypto/master-key.js';
 import type { Db } from './db/database.js';
 import type { SessionStore } from './auth/session-store.js';
 import type { UserStore } from './auth/user-store.js';
+import type { PolicyClock } from './policy/policy-clock.js';
 
 export interface ConsoleLog {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -18,6 +19,7 @@ export interface ConsoleContext {
   readonly ca: ConsoleCa;
   readonly users: UserStore;
   readonly sessions: SessionStore;
+  readonly policy: PolicyClock;
   readonly log: ConsoleLog;
   /** The SHA-256 pin of the Console's TLS public key, as curl's --pinnedpubkey takes it (`sha256//…`). */
   readonly tlsPin: string;

@@ -16,6 +16,7 @@ import { CONSOLE_USAGE, parseConsoleConfig, type ConsoleConfig } from './config.
 import type { ConsoleContext, ConsoleLog } from './context.js';
 import { loadMasterKey, type MasterKey } from './crypto/master-key.js';
 import { nowIso, openDatabase, type Db } from './db/database.js';
+import { PolicyClock } from './policy/policy-clock.js';
 import { buildConsole, type ConsoleServer } from './server.js';
 
 export { parseConsoleConfig, type ConsoleConfig } from './config.js';
@@ -85,7 +86,7 @@ export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stde
   const tls = await consoleTls(db, masterKey, ca, config);
   const spki = createPublicKey(tls.key).export({ type: 'spki', format: 'der' });
   const tlsPin = `sha256//${createHash('sha256').update(spki).digest('base64')}`;
-  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, log, tlsPin };
+  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, policy: new PolicyClock(db), log, tlsPin };
   const server = buildConsole(ctx, tls, ROUTE_GROUPS);
   const i = config.listen.lastIndexOf(':');
   const address = await server.listen(Number(config.listen.slice(i + 1)), config.listen.slice(0, i).replace(/^\[|\]$/g, '') || undefined);
