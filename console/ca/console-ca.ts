@@ -96,7 +96,7 @@ export class ConsoleCa {
     const notBefore = new Date(now - SKEW_MS);
     const notAfter = new Date(now + lifetimeMs);
     const cert = await issueLeafCertificate(this.issuer, { profile, publicKey, serialNumber: serial(), notBefore, notAfter });
-    const identity: Identity = profile.kind === 'client' ? profile.identity : { user: profile.dnsNames[0] ?? profile.ips[0]!, groups: [] };
+    const identity: Identity = profile.kind === 'client' ? profile.identity : { user: profile.kind === 'defender-client' ? profile.hostName : (profile.dnsNames[0] ?? profile.ips[0]!), groups: [] };
     this.db
       .prepare('INSERT INTO certificates (serial, kind, subject_name, groups_json, not_before, not_after, created_at, session_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(cert.serialNumber, record.kind, identity.user, JSON.stringify(identity.groups), notBefore.toISOString(), notAfter.toISOString(), nowIso(), record.sessionHash ?? null);

@@ -5,6 +5,9 @@
  * - Each OU attribute of the subject is one group (in subject order, duplicates dropped). No OU → no groups.
  * - Names and groups may not contain control characters and are at most 256 characters; anything else is
  *   rejected rather than cleaned, because a cleaned name could collide with someone else's.
+ * - A user certificate's subject has only CN and OU attributes. Any other attribute (a Defender's certificate
+ *   carries `O=Drawbridge Defender`) means it is not a user certificate, and it is refused as one: a Defender's
+ *   own client certificate must never act as a user on another Defender.
  * - Chain, validity and revocation are checked by the TLS layer before this runs; this only reads the subject.
  */
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill.
@@ -32,7 +35,18 @@ function checkValue(kind: string, value: string): string {
 }
 
 /** Reads the identity from a subject name (DER or a parsed Name). */
+/** The organisation attribute that marks a Defender's certificate (see certificate-profiles.ts). */
+export const DEFENDER_ORGANIZATION = 'Drawbridge Defender';
+
 export function identityFromSubject(subject: Name): Identity {
+  const other = subject.toJSON().flatMap((rdn) => Object.keys(rdn)).filter((type) => type !== 'CN' && type !== 'OU');
+  if (other.length > 0) {
+    throw new IdentityError(
+      subject.getField('O').includes(DEFENDER_ORGANIZATION)
+        ? "this is a Defender's certificate, not a user's"
+        : `the certificate's subject has attributes other than CN and OU (${[...new Set(other)].join(', ')}); it is not a Drawbridge user certificate`,
+    );
+  }
   const cns = subject.getField('CN');
   if (cns.length !== 1) {
     throw new IdentityError(cns.length === 0 ? 'the certificate has no CN (user name)' : 'the certificate has more than one CN');

@@ -6,12 +6,13 @@
  * - CA: basicConstraints CA:true pathLen 0 (critical), keyCertSign + cRLSign.
  * - Leaf: basicConstraints CA:false, digitalSignature, exactly one EKU (serverAuth or clientAuth), SKI and AKI.
  * - Client subjects come only from `subjectForIdentity` (CN = user, one OU per group); a CSR's own subject is
- *   never used. Server certificates name their DNS names and IPs in subjectAltName.
+ *   never used. A Defender's client certificate is `CN=<host name>, O=Drawbridge Defender`, which the
+ *   Defender refuses as a user identity. Server certificates name their DNS names and IPs in subjectAltName.
  * - Serial numbers: 128 random bits, positive.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { subjectForIdentity, type Identity } from './certificate-identity.js';
+import { DEFENDER_ORGANIZATION, subjectForIdentity, type Identity } from './certificate-identity.js';
 
 export const EC_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 export const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -57,6 +58,8 @@ export async function createCaCertificate(opts: {
 
 export type LeafProfile =
   | { readonly kind: 'client'; readonly identity: Identity }
+  /** A Defender's client certificate for talking to the Console: CN = host name, O = Drawbridge Defender. */
+  | { readonly kind: 'defender-client'; readonly hostName: string }
   | { readonly kind: 'server'; readonly dnsNames: readonly string[]; readonly ips: readonly string[] };
 
 export async function issueLeafCertificate(issuer: Issuer, opts: {
@@ -71,6 +74,9 @@ export async function issueLeafCertificate(issuer: Issuer, opts: {
   const extra: x509.Extension[] = [];
   if (profile.kind === 'client') {
     subject = subjectForIdentity(profile.identity);
+    extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
+  } else if (profile.kind === 'defender-client') {
+    subject = new x509.Name([{ CN: [profile.hostName] }, { O: [DEFENDER_ORGANIZATION] }]);
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
   } else {
     const names = [...profile.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...profile.ips.map((value) => ({ type: 'ip' as const, value }))];
