@@ -71,5 +71,7 @@ export function identityFromCertificate(der: Uint8Array): Identity {
 export function subjectForIdentity(identity: Identity): Name {
   checkValue('CN (user name)', identity.user);
   const groups = [...new Set(identity.groups)];
-  return new Name([{ CN: [identity.user] }, ...groups.map((g) => ({ OU: [checkValue('OU (group)', g)] }))]);
+  // Values go in as explicit UTF8String objects: x509's plain-string form would interpret DN syntax in them
+  // (a leading '#' as hex bytes, quotes as delimiters), so a name like 'x"admin"' would turn into 'admin'.
+  return new Name([{ CN: [{ utf8String: identity.user }] }, ...groups.map((g) => ({ OU: [{ utf8String: checkValue('OU (group)', g) }] }))]);
 }

@@ -76,12 +76,12 @@ export async function issueLeafCertificate(issuer: Issuer, opts: {
     subject = subjectForIdentity(profile.identity);
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
   } else if (profile.kind === 'defender-client') {
-    subject = new x509.Name([{ CN: [profile.hostName] }, { O: [DEFENDER_ORGANIZATION] }]);
+    subject = new x509.Name([{ CN: [{ utf8String: profile.hostName }] }, { O: [{ utf8String: DEFENDER_ORGANIZATION }] }]);
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
   } else {
     const names = [...profile.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...profile.ips.map((value) => ({ type: 'ip' as const, value }))];
     if (names.length === 0) throw new Error('a server certificate needs at least one DNS name or IP address');
-    subject = new x509.Name([{ CN: [profile.dnsNames[0] ?? profile.ips[0]!] }]);
+    subject = new x509.Name([{ CN: [{ utf8String: profile.dnsNames[0] ?? profile.ips[0]! }] }]);
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]), new x509.SubjectAlternativeNameExtension(names));
   }
   if (opts.notBefore.getTime() >= opts.notAfter.getTime()) throw new Error('notBefore must be before notAfter');

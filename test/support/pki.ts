@@ -13,7 +13,8 @@ import { webcrypto, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { subjectForIdentity, type Identity } from '../../shared/identity/certificate-identity.js';
+import type { Identity } from '../../shared/identity/certificate-identity.js';
+import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, newSerialNumber, SIGNING_ALGORITHM, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -21,8 +22,7 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
 x509.cryptoProvider.set(crypto);
 
-const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const EC_KEY = EC_KEY_ALGORITHM;
 const SKEW_MS = 5 * 60_000;
 const DAY_MS = 24 * 60 * 60_000;
 
@@ -51,9 +51,7 @@ export interface CertificateAuthority extends Pem {
 }
 
 function serialNumber(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive and without a leading zero byte
-  return bytes.toString('hex');
+  return newSerialNumber((bytes) => crypto.getRandomValues(bytes));
 }
 
 async function generateKeys(): Promise<CryptoKeyPair> {
@@ -78,51 +76,18 @@ async function loadCa(ca: Pem): Promise<{ cert: x509.X509Certificate; key: Crypt
   return { cert, key };
 }
 
-async function issue(
-  ca: Pem,
-  subject: x509.Name,
-  notBefore: Date,
-  notAfter: Date,
-  extensions: x509.Extension[],
-): Promise<Pem> {
+async function issueLeaf(ca: Pem, profile: LeafProfile, notBefore: Date, notAfter: Date): Promise<Pem> {
   const issuer = await loadCa(ca);
   const keys = await generateKeys();
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(),
-    subject,
-    issuer: issuer.cert.subjectName,
-    notBefore,
-    notAfter,
-    signingAlgorithm: SIGNING,
-    publicKey: keys.publicKey,
-    signingKey: issuer.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(issuer.cert.publicKey),
-      ...extensions,
-    ],
-  });
+  const cert = await issueLeafCertificate(issuer, { profile, publicKey: keys.publicKey as never, serialNumber: serialNumber(), notBefore, notAfter });
   return { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
 }
 
-/** A self-signed CA valid for 10 years (from 5 minutes ago). */
+/** A self-signed CA valid for 10 years (from 5 minutes ago), with the shared CA profile. */
 export async function createCa(commonName = 'Drawbridge Test CA'): Promise<CertificateAuthority> {
   const keys = await generateKeys();
   const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
-    name: new x509.Name([{ CN: [commonName] }]),
-    notBefore: new Date(now - SKEW_MS),
-    notAfter: new Date(now + 3650 * DAY_MS),
-    signingAlgorithm: SIGNING,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
+  const cert = await createCaCertificate({ commonName, keys: keys as never, serialNumber: serialNumber(), notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + 3650 * DAY_MS) });
   const pem: Pem = { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
   return {
     ...pem,
@@ -131,38 +96,46 @@ export async function createCa(commonName = 'Drawbridge Test CA'): Promise<Certi
   };
 }
 
-/** A TLS server certificate (serverAuth) for `dnsNames` and `ips`; subject CN is the first DNS name. */
+/** A TLS server certificate (serverAuth) for `dnsNames` and `ips`, with the shared server profile. */
 export async function issueServerCert(ca: Pem, opts: ServerCertOptions): Promise<Pem> {
-  const names = [...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
-  if (names.length === 0) throw new Error('issueServerCert: give at least one DNS name or IP address');
+  if (opts.dnsNames.length === 0 && (opts.ips ?? []).length === 0) throw new Error('issueServerCert: give at least one DNS name or IP address');
   const now = Date.now();
-  return issue(
-    ca,
-    new x509.Name([{ CN: [opts.dnsNames[0] ?? opts.ips![0]!] }]),
-    new Date(now - SKEW_MS),
-    new Date(now + (opts.days ?? 365) * DAY_MS),
-    [
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names),
-    ],
-  );
+  return issueLeaf(ca, { kind: 'server', dnsNames: opts.dnsNames, ips: opts.ips ?? [] }, new Date(now - SKEW_MS), new Date(now + (opts.days ?? 365) * DAY_MS));
 }
 
 /**
- * A TLS client certificate (clientAuth) for `identity`, valid for 90 days by default. `notAfter` in the past
- * makes an expired certificate (notBefore then defaults to a day before it).
+ * A TLS client certificate (clientAuth) for `identity` with the shared client profile, valid for 90 days by
+ * default. `notAfter` in the past makes an expired certificate (notBefore then defaults to a day before it).
  */
 export async function issueClientCert(ca: Pem, identity: Identity, opts: ClientCertOptions = {}): Promise<Pem> {
-  const subject = subjectForIdentity(identity);
   const now = Date.now();
   const notAfter = opts.notAfter ?? new Date(now + 90 * DAY_MS);
   const notBefore = opts.notBefore ?? new Date(Math.min(now - SKEW_MS, notAfter.getTime() - DAY_MS));
   if (notBefore.getTime() >= notAfter.getTime()) throw new Error('issueClientCert: notBefore must be before notAfter');
-  return issue(ca, subject, notBefore, notAfter, [
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-  ]);
+  return issueLeaf(ca, { kind: 'client', identity }, notBefore, notAfter);
+}
+
+/**
+ * A client certificate with an arbitrary subject (e.g. `OU=devs`, no CN) chaining to `ca`: for testing how
+ * certificates the Console would never issue are refused. Everything else as issueClientCert.
+ */
+export async function issueClientCertWithSubject(ca: Pem, subject: string, opts: ClientCertOptions = {}): Promise<Pem> {
+  const now = Date.now();
+  const notAfter = opts.notAfter ?? new Date(now + 90 * DAY_MS);
+  const notBefore = opts.notBefore ?? new Date(Math.min(now - SKEW_MS, notAfter.getTime() - DAY_MS));
+  // Deliberately outside the shared profiles: this makes certificates the Console would never issue.
+  const issuer = await loadCa(ca);
+  const keys = await generateKeys();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(), subject: new x509.Name(subject), issuer: issuer.cert.subjectName, notBefore, notAfter,
+    signingAlgorithm: SIGNING_ALGORITHM, publicKey: keys.publicKey, signingKey: issuer.key,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    ],
+  });
+  return { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
 }
 
 /**
