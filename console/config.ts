@@ -25,6 +25,7 @@ Options (or the same keys in --config FILE, camelCase):
   --tls-names NAMES         extra DNS names/IPs for the Console's certificate, comma-separated
   --session-ttl SECONDS     API session lifetime (default 3600)
   --cert-max-lifetime SECS  longest user certificate lifetime (default 86400)
+  --install-token-ttl SECS  how long a certificate install command stays usable (default 600)
   --config FILE             read options from a YAML file
   -h, --help                show this help
 `;
@@ -40,13 +41,14 @@ const schema = z.strictObject({
   tlsNames: z.string().default(''),
   sessionTtl: z.coerce.number().int().min(60).max(7 * 86400).default(3600),
   certMaxLifetime: z.coerce.number().int().min(60).max(366 * 86400).default(86400),
+  installTokenTtl: z.coerce.number().int().min(1).max(86400).default(600),
 });
 
 export type ConsoleConfig = z.infer<typeof schema> & { readonly publicUrl: string; readonly masterKeyEnv: string | undefined };
 
 const FLAGS: Record<string, keyof z.infer<typeof schema>> = {
   listen: 'listen', data: 'data', 'master-key-file': 'masterKeyFile', 'admin-password': 'adminPassword', 'public-url': 'publicUrl',
-  'tls-names': 'tlsNames', 'session-ttl': 'sessionTtl', 'cert-max-lifetime': 'certMaxLifetime',
+  'tls-names': 'tlsNames', 'session-ttl': 'sessionTtl', 'cert-max-lifetime': 'certMaxLifetime', 'install-token-ttl': 'installTokenTtl',
 };
 
 export function parseConsoleConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ConsoleConfig | null {

@@ -43,6 +43,12 @@ export function rememberIdentity(socket: TLSSocket): void {
   }
 }
 
+/** The verified identity of a connection, or null when its certificate carries none (for audit lines). */
+export function identityOf(socket: TLSSocket): Identity | null {
+  const id = identities.get(socket);
+  return id === undefined || id instanceof IdentityError ? null : id;
+}
+
 export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Authorization {
   const id = identities.get(req.socket as TLSSocket) ?? new IdentityError('the connection has no verified client certificate');
   if (id instanceof IdentityError) {

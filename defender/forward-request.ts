@@ -9,6 +9,7 @@
  * - Hop-by-hop headers are never forwarded in either direction.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
 import type { DockerUpstream } from './docker-upstream.js';
@@ -34,6 +35,37 @@ export function endToEndHeaders(rawHeaders: readonly string[], headers: Incoming
   return out;
 }
 
+const LINGER_MS = 2_000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Closes the connection after a `Connection: close` answer without losing that answer. Node's server destroys the
+ * socket as soon as the response is written; with request bytes still unread (a denied `docker load` or `cp` is
+ * still uploading) the kernel then answers with a RST, and the client, still writing, fails with "broken pipe"
+ * before it reads the 403. So: end our side (the client reads the answer, then EOF), and read and discard what
+ * the client is still sending (never parsed: the HTTP parser is detached) until it closes, up to LINGER_MS and
+ * LINGER_BYTES. Go's net/http server does the same (closeWriteAndWait).
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringDestroySoon(this: Socket): void {
+    if (this.destroyed) return;
+    this.removeAllListeners('data'); // the HTTP parser: nothing after this answer is a request
+    let discarded = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      this.destroy();
+    };
+    const timer = setTimeout(done, LINGER_MS);
+    this.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_BYTES) done();
+    });
+    this.once('end', done).once('close', () => clearTimeout(timer));
+    this.end();
+    this.resume();
+  };
+}
+
 export function sendDockerError(res: ServerResponse, error: DrawbridgeError, close = false): void {
   if (res.headersSent) {
     res.destroy();
@@ -45,6 +77,7 @@ export function sendDockerError(res: ServerResponse, error: DrawbridgeError, clo
     'Content-Length': Buffer.byteLength(body),
     ...(close ? { Connection: 'close' } : {}),
   });
+  if (close && res.socket) lingerOnClose(res.socket);
   res.end(body);
 }
 

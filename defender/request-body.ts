@@ -1,6 +1,8 @@
 /**
  * Request framing and bodies, checked before anything reaches dockerd.
  *
+ * - Every refusal is Docker's JSON error and says it comes from Drawbridge (`[Drawbridge] …`), so the docker CLI's
+ *   "Error response from daemon: …" is never mistaken for dockerd's own.
  * - One framing only: Content-Length and Transfer-Encoding together, two Content-Length headers, several
  *   Transfer-Encoding headers, or a coding other than `chunked` → 400. (Node's parser rejects most of these
  *   already; we check again explicitly so the rule does not depend on a parser default.)
@@ -13,6 +15,7 @@
  *   archive upload…) pass through unbuffered, after the request was authorised.
  */
 import type { IncomingMessage } from 'node:http';
+import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { defenderErrors } from './errors.js';
 
 export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' };
@@ -24,38 +27,50 @@ export function checkFraming(rawHeaders: readonly string[]): Framing {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     if (name === 'content-length') {
-      if (contentLength !== null) throw defenderErrors.bad_request('the request has more than one Content-Length header');
+      if (contentLength !== null) throw defenderErrors.bad_request('[Drawbridge] the request has more than one Content-Length header');
       contentLength = rawHeaders[i + 1]!.trim();
     } else if (name === 'transfer-encoding') {
-      if (transferEncoding !== null) throw defenderErrors.bad_request('the request has more than one Transfer-Encoding header');
+      if (transferEncoding !== null) throw defenderErrors.bad_request('[Drawbridge] the request has more than one Transfer-Encoding header');
       transferEncoding = rawHeaders[i + 1]!.trim().toLowerCase();
     } else if (name === 'content-type') {
       contentType = `${contentType ?? ''}${rawHeaders[i + 1]!}`;
     }
   }
   if (contentType !== null && /^\s*application\/x-www-form-urlencoded\b/i.test(contentType)) {
-    throw defenderErrors.bad_request('form-encoded request bodies are not accepted (dockerd would read them as query parameters)');
+    throw defenderErrors.bad_request('[Drawbridge] form-encoded request bodies are not accepted (dockerd would read them as query parameters)');
   }
   if (contentLength !== null && transferEncoding !== null) {
-    throw defenderErrors.bad_request('the request has both Content-Length and Transfer-Encoding');
+    throw defenderErrors.bad_request('[Drawbridge] the request has both Content-Length and Transfer-Encoding');
   }
   if (transferEncoding !== null) {
-    if (transferEncoding !== 'chunked') throw defenderErrors.bad_request(`unsupported Transfer-Encoding '${transferEncoding}' (only chunked)`);
+    if (transferEncoding !== 'chunked') throw defenderErrors.bad_request(`[Drawbridge] unsupported Transfer-Encoding '${transferEncoding}' (only chunked)`);
     return { kind: 'chunked' };
   }
   if (contentLength !== null) {
-    if (!/^\d{1,15}$/.test(contentLength)) throw defenderErrors.bad_request('the request has an invalid Content-Length');
+    if (!/^\d{1,15}$/.test(contentLength)) throw defenderErrors.bad_request('[Drawbridge] the request has an invalid Content-Length');
     const length = Number(contentLength);
     return length === 0 ? { kind: 'none' } : { kind: 'length', length };
   }
   return { kind: 'none' };
 }
 
+const bodyReads = new WeakMap<IncomingMessage, (error: DrawbridgeError) => void>();
+
+/**
+ * Fails the readBody in progress on `req` with `error` (its framing broke: the HTTP parser refused it half-way).
+ * False when no read is in progress.
+ */
+export function failBodyRead(req: IncomingMessage, error: DrawbridgeError): boolean {
+  const fail = bodyReads.get(req);
+  fail?.(error);
+  return fail !== undefined;
+}
+
 /** Reads the whole body (any framing) into memory, refusing more than `limit` bytes. */
 export function readBody(req: IncomingMessage, framing: Framing, limit: number): Promise<Buffer> {
   if (framing.kind === 'none') return Promise.resolve(Buffer.alloc(0));
   if (framing.kind === 'length' && framing.length > limit) {
-    return Promise.reject(defenderErrors.body_too_large(`the request body (${framing.length} bytes) is over the Defender's limit of ${limit} bytes`));
+    return Promise.reject(defenderErrors.body_too_large(`[Drawbridge] the request body (${framing.length} bytes) is over the Defender's limit of ${limit} bytes`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -64,26 +79,31 @@ export function readBody(req: IncomingMessage, framing: Framing, limit: number):
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        reject(defenderErrors.body_too_large(`the request body is over the Defender's limit of ${limit} bytes`));
+        reject(defenderErrors.body_too_large(`[Drawbridge] the request body is over the Defender's limit of ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      if (!req.complete) reject(defenderErrors.bad_request('the request body was cut short'));
+      if (!req.complete) reject(defenderErrors.bad_request('[Drawbridge] the request body was cut short'));
       else resolve(Buffer.concat(chunks, size));
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(defenderErrors.bad_request(`the request body could not be read: ${err.message}`));
+      reject(defenderErrors.bad_request(`[Drawbridge] the request body could not be read: ${err.message}`));
     };
     const onClose = (): void => {
       if (!req.complete) onError(new Error('the client closed the connection'));
     };
     function cleanup(): void {
+      bodyReads.delete(req);
       req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     }
+    bodyReads.set(req, (error) => {
+      cleanup();
+      reject(error);
+    });
     req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }
@@ -94,6 +114,6 @@ export function checkJsonBody(body: Buffer): void {
   try {
     JSON.parse(body.toString('utf8'));
   } catch {
-    throw defenderErrors.bad_request('the request body is not valid JSON');
+    throw defenderErrors.bad_request('[Drawbridge] the request body is not valid JSON');
   }
 }

@@ -4,7 +4,7 @@
  * - TLS 1.2+ with a client certificate that chains to the configured CA, is within its validity period and is
  *   not revoked; anything else fails the handshake, before any HTTP is read.
  * - Every request on a keep-alive connection goes through `forwardRequest` on its own; upgrades through
- *   `forwardHijack`. A request Node's parser refuses gets Docker's JSON 400 and is audited.
+ *   `forwardHijack`. A request Node's parser refuses gets Docker's JSON 400 and is audited (client-error.ts).
  * - `close()` stops accepting, closes idle keep-alive connections, lets running requests and streams finish for
  *   the grace period, then cuts what is left.
  */
@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { rememberIdentity, type DefenderContext } from './authorize-request.js';
+import { answerClientError, trackRequest } from './client-error.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { forwardHijack } from './forward-hijack.js';
 import { forwardRequest } from './forward-request.js';
@@ -52,6 +53,7 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tl
     socket.on('close', () => sockets.delete(socket));
   });
   server.on('request', (req, res) => {
+    trackRequest(req, res);
     if (closing) res.shouldKeepAlive = false;
     forwardRequest(ctx, upstream, req, res).catch((err: Error) => {
       ctx.log.error('request failed', { error: err.message });
@@ -64,21 +66,14 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tl
       socket.destroy();
     });
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || (socket as TLSSocket).encrypted === undefined) {
-      socket.destroy();
-      return;
-    }
-    const body = JSON.stringify({ message: `[Drawbridge] malformed HTTP request (${err.code ?? 'parse error'})` });
-    ctx.audit.write({
-      time: new Date().toISOString(), user: null, groups: [], host: ctx.hostName, action: 'unknown', method: '', path: '',
-      decision: 'reject', rule: null, status: 400, client: (socket as Socket).remoteAddress ?? null, reason: `malformed HTTP request (${err.code ?? 'parse error'})`,
-    });
-    ctx.metrics.countRequest('unknown', 'reject');
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(ctx, err, socket));
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-    ctx.log.info('TLS handshake refused', { client: socket.remoteAddress, error: err.code ?? err.message });
+    // A client certificate that fails verification (expired, unknown CA…) is not reported as `err`: Node destroys
+    // the socket and `err` is a generic ECONNRESET "socket hang up"; the real reason is the verify error code
+    // (a string such as CERT_HAS_EXPIRED at runtime, despite the `Error` type) left on the socket.
+    const verifyError = (socket as TLSSocket).authorizationError as unknown;
+    const reason = typeof verifyError === 'string' ? verifyError : verifyError instanceof Error ? ((verifyError as NodeJS.ErrnoException).code ?? verifyError.message) : (err.code ?? err.message);
+    ctx.log.info('TLS handshake refused', { client: socket.remoteAddress, error: reason });
   });
 
   return {

@@ -96,4 +96,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_time ON audit(time);
   CREATE INDEX audit_user ON audit(user_name, time);
   `,
+  // 2: an install token is bound to the login session that asked for it (its end bounds the certificate's)
+  `
+  ALTER TABLE install_tokens ADD COLUMN session_hash TEXT;
+  `,
 ];

@@ -14,7 +14,7 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
-import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, newSerialNumber, SIGNING_ALGORITHM, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
+import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, newSerialNumber, SIGNING_ALGORITHM, toPem, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -62,10 +62,6 @@ async function exportKey(key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
-function certPem(cert: x509.X509Certificate): string {
-  return `${cert.toString('pem').replace(/\r\n/g, '\n').trimEnd()}\n`;
-}
-
 function pemText(pem: string): string {
   return `${pem.replace(/\r\n/g, '\n').trimEnd()}\n`;
 }
@@ -80,7 +76,7 @@ async function issueLeaf(ca: Pem, profile: LeafProfile, notBefore: Date, notAfte
   const issuer = await loadCa(ca);
   const keys = await generateKeys();
   const cert = await issueLeafCertificate(issuer, { profile, publicKey: keys.publicKey as never, serialNumber: serialNumber(), notBefore, notAfter });
-  return { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
+  return { cert: toPem(cert), key: pemText(await exportKey(keys.privateKey)) };
 }
 
 /** A self-signed CA valid for 10 years (from 5 minutes ago), with the shared CA profile. */
@@ -88,7 +84,7 @@ export async function createCa(commonName = 'Drawbridge Test CA'): Promise<Certi
   const keys = await generateKeys();
   const now = Date.now();
   const cert = await createCaCertificate({ commonName, keys: keys as never, serialNumber: serialNumber(), notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + 3650 * DAY_MS) });
-  const pem: Pem = { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
+  const pem: Pem = { cert: toPem(cert), key: pemText(await exportKey(keys.privateKey)) };
   return {
     ...pem,
     issueServerCert: (opts) => issueServerCert(pem, opts),
@@ -135,7 +131,7 @@ export async function issueClientCertWithSubject(ca: Pem, subject: string, opts:
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
     ],
   });
-  return { cert: certPem(cert), key: pemText(await exportKey(keys.privateKey)) };
+  return { cert: toPem(cert), key: pemText(await exportKey(keys.privateKey)) };
 }
 
 /**
