@@ -3,5 +3,8 @@
  * (auth, users and openapi.json are wired in server.ts.)
  */
 import type { RouteGroup } from '../server.js';
+import { certRoutes } from './cert-routes.js';
+import { defenderRoutes } from './defender-routes.js';
+import { ruleRoutes } from './rule-routes.js';
 
-export const ROUTE_GROUPS: readonly RouteGroup[] = [];
+export const ROUTE_GROUPS: readonly RouteGroup[] = [ruleRoutes, certRoutes, defenderRoutes];

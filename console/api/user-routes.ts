@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ConsoleContext } from '../context.js';
 import { consoleErrors } from '../errors.js';
 import { groupList, password, role, userName } from '../auth/user-store.js';
+import { revokeCertsAfterUserChange } from '../certs/certificate-register.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
 import { created, noContent, route } from './route.js';
 
@@ -34,19 +35,23 @@ export function userRoutes(ctx: ConsoleContext) {
     }),
     route({
       method: 'PATCH', path: '/api/v1/users/{name}', tag: 'users', access: ['admin'],
-      summary: 'Change a user\'s password, role, groups or disabled flag (changing role or groups ends their sessions)',
+      summary: 'Change a user\'s password, role, groups or disabled flag (changing role or groups ends their sessions; changing groups or disabling also revokes their certificates, which carry the old groups)',
       body: z.strictObject({ password: password.optional(), role: role.optional(), groups: groupList.optional(), disabled: z.boolean().optional() }),
       async handler({ params, body }) {
+        const before = ctx.users.get(params.name!);
         const user = await ctx.users.update(params.name!, body);
         if (body.role !== undefined || body.groups !== undefined || body.disabled || body.password !== undefined) ctx.sessions.revokeAllFor(user.name);
+        if (before) revokeCertsAfterUserChange(ctx, before, user);
         return user;
       },
     }),
     route({
       method: 'DELETE', path: '/api/v1/users/{name}', tag: 'users', access: ['admin'],
-      summary: 'Delete a user (their sessions end)',
+      summary: 'Delete a user (their sessions end and their certificates are revoked)',
       handler({ params }) {
+        const before = ctx.users.get(params.name!);
         ctx.users.delete(params.name!);
+        if (before) revokeCertsAfterUserChange(ctx, before, null);
         return noContent();
       },
     }),

@@ -100,4 +100,28 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE install_tokens ADD COLUMN session_hash TEXT;
   `,
+  // 3: Defenders: a server certificate kind of its own (only kind 'defender', the client certificate, may
+  // authenticate to the Console), the listener an admin pinned, what the Defender reports, its audit backlog
+  `
+  CREATE TABLE certificates_3 (
+    serial TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'defender', 'defender-server', 'console')),
+    subject_name TEXT NOT NULL,
+    groups_json TEXT NOT NULL DEFAULT '[]',
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    session_hash TEXT
+  );
+  INSERT INTO certificates_3 (serial, kind, subject_name, groups_json, not_before, not_after, created_at, revoked_at, session_hash)
+    SELECT serial, kind, subject_name, groups_json, not_before, not_after, created_at, revoked_at, session_hash FROM certificates;
+  DROP TABLE certificates;
+  ALTER TABLE certificates_3 RENAME TO certificates;
+  CREATE INDEX certificates_subject ON certificates(kind, subject_name);
+  ALTER TABLE defenders ADD COLUMN server_cert_serial TEXT;
+  ALTER TABLE defenders ADD COLUMN listener_pinned INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE defenders ADD COLUMN reported_listener_json TEXT;
+  ALTER TABLE defenders ADD COLUMN audit_backlog INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -1,0 +1,129 @@
+/**
+ * The audit trail Defenders deliver, stored and queried.
+ *
+ * - Exactly once: a batch is inserted in one transaction with INSERT OR IGNORE on UNIQUE (defender, seq), so a
+ *   batch resent after a lost answer stores nothing twice; the answer counts what was new and acknowledges the
+ *   highest seq stored for that Defender.
+ * - `defender` is the authenticated Defender (its client certificate), lower-cased; a Defender can never write
+ *   rows under another's name. `host` is what the event says.
+ * - Times are stored as ISO-8601 UTC (`…Z`) when the Defender's time parses, so range queries compare correctly.
+ * - Queries page by id, newest first; filters are exact (user and host case-insensitive).
+ */
+import { z } from 'zod';
+import type { AuditAck, AuditEventWire } from '../../shared/wire/defender-console.js';
+import type { Db } from '../db/database.js';
+
+export interface AuditRecord {
+  readonly id: number;
+  readonly defender: string;
+  readonly seq: number;
+  readonly time: string;
+  readonly user: string | null;
+  readonly groups: readonly string[];
+  readonly host: string;
+  readonly action: string;
+  readonly method: string;
+  readonly path: string;
+  readonly decision: 'allow' | 'deny' | 'reject';
+  readonly rule: string | null;
+  readonly status: number | null;
+  readonly client: string | null;
+  readonly reason: string | null;
+}
+
+interface AuditRow {
+  id: number;
+  defender: string;
+  seq: number;
+  time: string;
+  user_name: string | null;
+  groups_json: string;
+  host: string;
+  action: string;
+  method: string;
+  path: string;
+  decision: AuditRecord['decision'];
+  rule: string | null;
+  status: number | null;
+  client: string | null;
+  reason: string | null;
+}
+
+function toRecord(r: AuditRow): AuditRecord {
+  return {
+    id: r.id,
+    defender: r.defender,
+    seq: r.seq,
+    time: r.time,
+    user: r.user_name,
+    groups: JSON.parse(r.groups_json) as string[],
+    host: r.host,
+    action: r.action,
+    method: r.method,
+    path: r.path,
+    decision: r.decision,
+    rule: r.rule,
+    status: r.status,
+    client: r.client,
+    reason: r.reason,
+  };
+}
+
+const isoTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time, e.g. 2025-01-31T12:00:00Z' });
+
+export const auditQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(512).optional(),
+  user: z.string().min(1).max(256).optional(),
+  host: z.string().min(1).max(253).optional(),
+  action: z.string().min(1).max(64).optional(),
+  decision: z.enum(['allow', 'deny', 'reject']).optional(),
+  from: isoTime.optional().describe('events at or after this time'),
+  to: isoTime.optional().describe('events before this time'),
+});
+export type AuditQuery = z.output<typeof auditQuery>;
+
+function normaliseTime(time: string): string {
+  const ms = Date.parse(time);
+  return Number.isNaN(ms) ? time : new Date(ms).toISOString();
+}
+
+export class AuditStore {
+  constructor(private readonly db: Db) {}
+
+  /** Stores a Defender's batch once; see the module comment. */
+  append(defenderHost: string, events: readonly AuditEventWire[]): AuditAck {
+    const defender = defenderHost.toLowerCase();
+    const insert = this.db.prepare(
+      `INSERT OR IGNORE INTO audit (defender, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    return this.db.transaction(() => {
+      let stored = 0;
+      for (const e of events) {
+        stored += insert.run(defender, e.seq, normaliseTime(e.time), e.user, JSON.stringify(e.groups), e.host, e.action, e.method, e.path, e.decision, e.rule, e.status, e.client, e.reason ?? null).changes;
+      }
+      const { acked } = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS acked FROM audit WHERE defender = ?').get(defender) as { acked: number };
+      return { stored, ackedSeq: acked };
+    })();
+  }
+
+  /** Newest first; `beforeId` is the id of the last item of the previous page. */
+  query(q: Omit<AuditQuery, 'limit' | 'cursor'>, limit: number, beforeId: number | null): AuditRecord[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, value: unknown): void => {
+      where.push(sql);
+      args.push(value);
+    };
+    if (q.user !== undefined) add('user_name = ? COLLATE NOCASE', q.user);
+    if (q.host !== undefined) add('host = ? COLLATE NOCASE', q.host);
+    if (q.action !== undefined) add('action = ?', q.action);
+    if (q.decision !== undefined) add('decision = ?', q.decision);
+    if (q.from !== undefined) add('time >= ?', normaliseTime(q.from));
+    if (q.to !== undefined) add('time < ?', normaliseTime(q.to));
+    if (beforeId !== null) add('id < ?', beforeId);
+    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, limit) as AuditRow[]).map(toRecord);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Enrolment: a Defender with a join token gets its two certificates and is registered.
+ *
+ * - The token is checked first (401 unknown, 410 expired or used), then both CSRs (400 naming the field), and
+ *   only then consumed, so a typo in a CSR does not burn a single-use token. If issuing fails after that, the
+ *   use is given back and anything already issued is revoked.
+ * - Server certificate: serverAuth, SANs = the host name plus the extra addresses (DNS names and IPs), registered
+ *   as kind 'defender-server', which never authenticates anyone to the Console.
+ * - Client certificate: clientAuth, `CN=<host>, O=Drawbridge Defender`, registered as kind 'defender': the only
+ *   certificate the Console accepts as this Defender (server.ts `authenticate`).
+ * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates.
+ */
+import { isIP } from 'node:net';
+import { readCsr } from '../../shared/identity/certificate-profiles.js';
+import { hostName as hostNameSchema, type EnrollResponse } from '../../shared/wire/defender-console.js';
+import type { CertificateRecord } from '../ca/console-ca.js';
+import type { ConsoleContext } from '../context.js';
+import { nowIso } from '../db/database.js';
+import { FieldError } from '../errors.js';
+import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore } from './defender-store.js';
+import type { JoinTokenStore } from './join-tokens.js';
+
+export const DEFENDER_CERT_LIFETIME_MS = 365 * 24 * 3600_000;
+
+// The CA's record type predates the 'defender-server' kind (migration 3 allows it in the table).
+const SERVER_KIND = DEFENDER_SERVER_KIND as unknown as CertificateRecord['kind'];
+
+export interface EnrollInput {
+  readonly joinToken: string;
+  readonly hostName: string;
+  readonly addresses: readonly string[];
+  readonly version: string;
+  readonly serverCsr: string;
+  readonly clientCsr: string;
+  readonly listener: EnrollResponse['listener'];
+}
+
+/** The server certificate's SANs: the host name first (it becomes the subject), then the extra addresses. */
+export function serverNames(hostName: string, addresses: readonly string[]): { dnsNames: string[]; ips: string[] } {
+  const dnsNames = [hostName];
+  const ips: string[] = [];
+  if (isIP(hostName)) ips.push(hostName);
+  addresses.forEach((raw, i) => {
+    const a = raw.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(a)) {
+      if (!ips.includes(a)) ips.push(a);
+    } else if (hostNameSchema.safeParse(a).success) {
+      if (!dnsNames.some((d) => d.toLowerCase() === a.toLowerCase())) dnsNames.push(a);
+    } else {
+      throw new FieldError(`body.addresses.${i}`, 'must be a DNS name or an IP address');
+    }
+  });
+  return { dnsNames, ips };
+}
+
+async function checkCsr(pem: string, field: string): Promise<void> {
+  try {
+    await readCsr(pem);
+  } catch (e) {
+    throw new FieldError(field, (e as Error).message);
+  }
+}
+
+/** The address a request came from, without the IPv4-mapped prefix. */
+export function peerAddress(remote: string | undefined): string | null {
+  return remote ? remote.replace(/^::ffff:(?=\d+\.)/, '') : null;
+}
+
+export async function enrollDefender(
+  ctx: ConsoleContext,
+  stores: { tokens: JoinTokenStore; defenders: DefenderStore },
+  input: EnrollInput,
+  address: string | null,
+): Promise<EnrollResponse> {
+  stores.tokens.check(input.joinToken);
+  const names = serverNames(input.hostName, input.addresses);
+  await checkCsr(input.serverCsr, 'body.serverCsr');
+  await checkCsr(input.clientCsr, 'body.clientCsr');
+
+  const giveBack = stores.tokens.consume(input.joinToken);
+  const issued: string[] = [];
+  try {
+    const server = await ctx.ca.issueFromCsr(input.serverCsr, { kind: 'server', ...names }, DEFENDER_CERT_LIFETIME_MS, { kind: SERVER_KIND });
+    issued.push(server.serial);
+    const client = await ctx.ca.issueFromCsr(input.clientCsr, { kind: 'defender-client', hostName: input.hostName }, DEFENDER_CERT_LIFETIME_MS, { kind: DEFENDER_CLIENT_KIND });
+    issued.push(client.serial);
+    const record = stores.defenders.enrol({
+      hostName: input.hostName,
+      address,
+      version: input.version,
+      requestedListener: input.listener,
+      clientCertSerial: client.serial,
+      serverCertSerial: server.serial,
+    });
+    ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
+    return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener };
+  } catch (e) {
+    giveBack();
+    // Never handed out, so nobody can present them; revoked anyway so the register tells the truth.
+    for (const serial of issued) ctx.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(nowIso(), serial);
+    throw e;
+  }
+}
