@@ -34,11 +34,23 @@ export function openAuditLog(target: string, onError: (err: Error) => void): Aud
     if (!failed) onError(err);
     failed = true;
   });
+  // The lines of one event-loop turn leave in one write: one thread-pool round trip per turn, not per request.
+  let corked = false;
+  const flush = (): void => {
+    corked = false;
+    stream.uncork();
+  };
   return {
     write(event) {
+      if (!corked) {
+        corked = true;
+        stream.cork();
+        setImmediate(flush);
+      }
       stream.write(`${JSON.stringify(event)}\n`);
     },
     close() {
+      if (corked) flush();
       if (target === '-') return Promise.resolve();
       return new Promise((resolve) => stream.end(() => resolve()));
     },

@@ -5,7 +5,10 @@
  *   without a usable identity gets every request refused, with the reason.
  * - The request target is classified by the shared route table (canonicalised as dockerd does); a target dockerd
  *   would not route as-is is rejected with 400 before any rule is consulted.
- * - The shared policy engine decides; no rule → the default deny-all rule.
+ * - A revoked certificate (by serial, against the list the Console pushes) gets every request refused, checked on
+ *   every request because the list changes while keep-alive connections stay open.
+ * - The shared policy engine decides; no rule → the default deny-all rule. No policy at all (a Console-managed
+ *   Defender that has not received one yet) → everything denied, saying so: never a fallback to allow.
  * - Exactly one audit line per request, written by `record` once the outcome is final.
  */
 import type { IncomingMessage } from 'node:http';
@@ -25,7 +28,10 @@ export interface DefenderContext {
   readonly audit: AuditLog;
   readonly metrics: DefenderMetrics;
   readonly log: Logger;
-  policy(): Policy;
+  /** The rules in force; null while a Console-managed Defender has none yet (every request is then denied). */
+  policy(): Policy | null;
+  /** Whether a client certificate serial (lowercase hex, no leading zeros) is revoked; absent → none is. */
+  isRevoked?(serial: string): boolean;
 }
 
 export type Authorization =
@@ -33,11 +39,21 @@ export type Authorization =
   | { readonly ok: false; readonly identity: Identity | null; readonly action: string; readonly decision: Decision | null; readonly error: DrawbridgeError };
 
 const identities = new WeakMap<TLSSocket, Identity | IdentityError>();
+const serials = new WeakMap<TLSSocket, string>();
+
+/** A certificate serial as revocation lists compare it: lowercase hex without leading zeros. */
+export function normalizeSerial(serial: string): string {
+  return serial.replace(/:/g, '').toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+const NO_POLICY: Decision = { allowed: false, rule: null, index: null, reason: 'this Defender has no policy yet' };
 
 /** Reads the identity of a freshly verified TLS connection (call on 'secureConnection'). */
 export function rememberIdentity(socket: TLSSocket): void {
   try {
-    identities.set(socket, identityFromCertificate(new Uint8Array(socket.getPeerCertificate(false).raw)));
+    const cert = socket.getPeerCertificate(false);
+    if (cert.serialNumber) serials.set(socket, normalizeSerial(cert.serialNumber));
+    identities.set(socket, identityFromCertificate(new Uint8Array(cert.raw)));
   } catch (err) {
     identities.set(socket, err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read'));
   }
@@ -51,6 +67,17 @@ export function identityOf(socket: TLSSocket): Identity | null {
 
 export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Authorization {
   const id = identities.get(req.socket as TLSSocket) ?? new IdentityError('the connection has no verified client certificate');
+  const serial = serials.get(req.socket as TLSSocket);
+  if (serial !== undefined && ctx.isRevoked?.(serial)) {
+    const error = defenderErrors.revoked('[Drawbridge] your certificate has been revoked; get a new one from the Console');
+    let action = 'unknown'; // for the audit line only
+    try {
+      action = classifyRequest(req.method ?? '', req.url ?? '').action;
+    } catch {
+      /* rejected anyway */
+    }
+    return { ok: false, identity: id instanceof IdentityError ? null : id, action, decision: null, error };
+  }
   if (id instanceof IdentityError) {
     return { ok: false, identity: null, action: 'unknown', decision: null, error: defenderErrors.bad_identity(`[Drawbridge] ${id.message}; ask your administrator for a Drawbridge certificate`) };
   }
@@ -63,7 +90,12 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Au
     }
     throw err;
   }
-  const decision = explain(ctx.policy(), id, ctx.hostName, classification.action);
+  const policy = ctx.policy();
+  if (policy === null) {
+    const error = defenderErrors.denied('[Drawbridge] this Defender has no policy yet (cannot reach the Console)');
+    return { ok: false, identity: id, action: classification.action, decision: NO_POLICY, error };
+  }
+  const decision = explain(policy, id, ctx.hostName, classification.action);
   if (!decision.allowed) {
     if (classification.action === 'unknown') ctx.log.warn('request to a route Drawbridge does not know was denied', { user: id.user, method: req.method, path: classification.path });
     return { ok: false, identity: id, action: classification.action, decision, error: defenderErrors.denied(denialMessage(classification.action, id.user, decision)) };

@@ -139,9 +139,18 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   });
   up.on('response', (upRes) => {
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEndHeaders(upRes.rawHeaders, upRes.headers, true));
-    res.flushHeaders();
     ctx.metrics.activeStreams++;
+    let bodyStarted = false;
+    upRes.once('data', () => {
+      bodyStarted = true;
+    });
     upRes.pipe(res);
+    // The head leaves with the first body bytes: one TLS record and one write for most answers. This tick runs
+    // after the pipe has passed on what dockerd sent along with its head; if that was nothing and more is to come
+    // (events, logs -f, a slow wait), the head is flushed alone, so a streaming client gets it right away.
+    process.nextTick(() => {
+      if (!bodyStarted && !upRes.complete && !res.writableEnded && !res.destroyed) res.flushHeaders();
+    });
     upRes.on('end', () => {
       done = true;
     });

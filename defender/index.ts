@@ -1,8 +1,10 @@
 /**
  * Public entry of the Defender: `drawbridge defender [options]`.
  *
- * - Refuses to start without TLS material or with a missing/broken rules file (clear message, exit 2).
- * - Reloads the rules file when it changes; a broken edit keeps the last good rules.
+ * - File mode: refuses to start without TLS material or with a missing/broken rules file (clear message, exit 2);
+ *   reloads the rules file when it changes, and a broken edit keeps the last good rules.
+ * - Console mode (`--console`): enrols, then takes rules, revocations and its listener from the Console
+ *   (console-mode.ts); a configuration or enrolment problem is also exit 2.
  * - SIGTERM/SIGINT: graceful shutdown (see server.ts), exit 0.
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +14,8 @@ import { RulesError } from '../shared/policy/access-rules.js';
 import type { Policy } from '../shared/policy/evaluate-policy.js';
 import { openAuditLog } from './audit-log.js';
 import type { DefenderContext } from './authorize-request.js';
-import { DEFENDER_USAGE, parseDefenderConfig, splitHostPort, type DefenderConfig } from './config.js';
+import { DEFENDER_USAGE, parseDefenderConfig, splitHostPort, type DefenderConfig, type FileModeConfig } from './config.js';
+import { startConsoleDefender } from './console-mode.js';
 import { dockerUpstream } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
 import { stderrLogger, type Logger } from './log.js';
@@ -33,12 +36,17 @@ function readTlsFile(label: string, path: string): Buffer {
 
 export interface RunningDefender {
   readonly defender: DefenderServer;
-  readonly address: { host: string; port: number };
+  /** Where it listens now: HOST:PORT (IPv6 in brackets) or a UNIX socket path. */
+  address(): string | null;
   stop(): Promise<void>;
 }
 
 /** Starts a Defender from a parsed config (used by the CLI and by in-process tools). */
 export async function startDefender(config: DefenderConfig, log: Logger = stderrLogger()): Promise<RunningDefender> {
+  return config.mode === 'console' ? startConsoleDefender(config, log) : startFileDefender(config, log);
+}
+
+async function startFileDefender(config: FileModeConfig, log: Logger): Promise<RunningDefender> {
   let policy: Policy;
   try {
     policy = loadPolicyFile(config.rules);
@@ -68,8 +76,9 @@ export async function startDefender(config: DefenderConfig, log: Logger = stderr
   const defender = buildDefender(ctx, upstream, tls);
   const { host, port } = splitHostPort(config.listen);
   let metricsServer: Server | null = null;
+  let address: string;
   try {
-    await defender.listen(port, host);
+    address = (await defender.listen({ port, host })).address;
     if (config.metrics) {
       const m = splitHostPort(config.metrics);
       metricsServer = metrics.serve();
@@ -77,14 +86,13 @@ export async function startDefender(config: DefenderConfig, log: Logger = stderr
     }
   } catch (e) {
     watcher.stop();
-    defender.server.close();
+    await defender.close(0);
     throw defenderErrors.config(`cannot listen: ${(e as Error).message}`);
   }
-  const address = defender.server.address() as { address: string; port: number };
-  log.info('listening', { listen: `${address.address}:${address.port}`, docker: config.docker, host: config.hostName, rules: policy.rules.length, metrics: config.metrics });
+  log.info('listening', { listen: address, docker: config.docker, host: config.hostName, rules: policy.rules.length, metrics: config.metrics });
   return {
     defender,
-    address: { host: address.address, port: address.port },
+    address: () => address,
     async stop() {
       watcher.stop();
       metricsServer?.close();

@@ -1,18 +1,22 @@
 /**
  * The Defender's listener: mTLS in front of dockerd.
  *
- * - TLS 1.2+ with a client certificate that chains to the configured CA, is within its validity period and is
- *   not revoked; anything else fails the handshake, before any HTTP is read.
+ * - TLS 1.2+ with a client certificate that chains to the configured CA and is within its validity period;
+ *   anything else fails the handshake, before any HTTP is read. (A revoked certificate is refused per request, in
+ *   authorize-request.ts: the revocation list can change while a connection is open.)
  * - Every request on a keep-alive connection goes through `forwardRequest` on its own; upgrades through
- *   `forwardHijack`. A request Node's parser refuses gets Docker's JSON 400 and is audited (client-error.ts).
- * - `close()` stops accepting, closes idle keep-alive connections, lets running requests and streams finish for
- *   the grace period, then cuts what is left.
+ *   `forwardHijack`, one at a time and in order per connection (connection-requests.ts). A request Node's parser
+ *   refuses gets Docker's JSON 400 and is audited.
+ * - One Defender can listen on several addresses at once (TCP or a UNIX socket), each its own https server with the
+ *   same TLS material and handlers: a listener switched by the Console starts the new one before the old one stops.
+ * - Closing a listener stops accepting, closes idle keep-alive connections, lets running requests and streams
+ *   finish for the grace period, then cuts what is left. `close()` does that for every listener.
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { rememberIdentity, type DefenderContext } from './authorize-request.js';
-import { answerClientError, trackRequest } from './client-error.js';
+import { answerClientError, handleInOrder, upgradeInOrder } from './connection-requests.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { forwardHijack } from './forward-hijack.js';
 import { forwardRequest } from './forward-request.js';
@@ -23,13 +27,59 @@ export interface TlsMaterial {
   readonly key: string | Buffer;
 }
 
-export interface DefenderServer {
+/** Where a listener binds: TCP, or a UNIX socket path (the caller prepares the path and its mode). */
+export type ListenTarget = { readonly port: number; readonly host?: string } | { readonly path: string };
+
+export interface DefenderListener {
   readonly server: Server;
-  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** HOST:PORT actually bound (IPv6 in brackets), or the socket path. */
+  readonly address: string;
+  /** Stops accepting; running requests and streams may finish for `graceMs` (Infinity: as long as they run). */
   close(graceMs: number): Promise<void>;
 }
 
+export interface DefenderServer {
+  listen(target: ListenTarget): Promise<DefenderListener>;
+  /** Closes every listener, including those still draining, and the upstream pool. */
+  close(graceMs: number): Promise<void>;
+}
+
+function formatAddress(server: Server, target: ListenTarget): string {
+  if ('path' in target) return target.path;
+  const a = server.address() as AddressInfo;
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
 export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tls: TlsMaterial): DefenderServer {
+  const listeners = new Set<DefenderListener>();
+  return {
+    async listen(target) {
+      const server = createListenerServer(ctx, upstream, tls);
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject);
+        const onListening = (): void => {
+          server.server.off('error', reject);
+          resolve();
+        };
+        if ('path' in target) server.server.listen(target.path, onListening);
+        else server.server.listen(target.port, target.host, onListening);
+      });
+      const listener: DefenderListener = {
+        server: server.server,
+        address: formatAddress(server.server, target),
+        close: (graceMs) => server.close(graceMs).finally(() => listeners.delete(listener)),
+      };
+      listeners.add(listener);
+      return listener;
+    },
+    async close(graceMs) {
+      await Promise.all([...listeners].map((l) => l.close(graceMs)));
+      upstream.close();
+    },
+  };
+}
+
+function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tls: TlsMaterial): { server: Server; close(graceMs: number): Promise<void> } {
   const server = createServer(
     {
       ca: tls.ca,
@@ -53,17 +103,20 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tl
     socket.on('close', () => sockets.delete(socket));
   });
   server.on('request', (req, res) => {
-    trackRequest(req, res);
     if (closing) res.shouldKeepAlive = false;
-    forwardRequest(ctx, upstream, req, res).catch((err: Error) => {
-      ctx.log.error('request failed', { error: err.message });
-      res.destroy();
+    handleInOrder(req, res, () => {
+      forwardRequest(ctx, upstream, req, res).catch((err: Error) => {
+        ctx.log.error('request failed', { error: err.message });
+        res.destroy();
+      });
     });
   });
   server.on('upgrade', (req, socket, head) => {
-    forwardHijack(ctx, upstream, req, socket, head).catch((err: Error) => {
-      ctx.log.error('upgrade failed', { error: err.message });
-      socket.destroy();
+    upgradeInOrder(socket, () => {
+      forwardHijack(ctx, upstream, req, socket, head).catch((err: Error) => {
+        ctx.log.error('upgrade failed', { error: err.message });
+        socket.destroy();
+      });
     });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(ctx, err, socket));
@@ -76,27 +129,21 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tl
     ctx.log.info('TLS handshake refused', { client: socket.remoteAddress, error: reason });
   });
 
+  let closed: Promise<void> | null = null;
   return {
     server,
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
-    },
-    async close(graceMs) {
+    close(graceMs) {
       closing = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      const timer = setTimeout(() => {
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      await closed;
-      clearTimeout(timer);
-      upstream.close();
+      const timer = Number.isFinite(graceMs)
+        ? setTimeout(() => {
+            for (const s of sockets) s.destroy();
+          }, graceMs)
+        : null;
+      return closed.finally(() => {
+        if (timer) clearTimeout(timer);
+      });
     },
   };
 }

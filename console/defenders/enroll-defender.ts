@@ -93,7 +93,8 @@ export async function enrollDefender(
       serverCertSerial: server.serial,
     });
     ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
-    return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener };
+    const { auditSeq } = ctx.db.prepare('SELECT COALESCE(MAX(seq), 0) AS auditSeq FROM audit WHERE defender = ?').get(input.hostName.toLowerCase()) as { auditSeq: number };
+    return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener, auditSeq };
   } catch (e) {
     giveBack();
     // Never handed out, so nobody can present them; revoked anyway so the register tells the truth.

@@ -51,6 +51,12 @@ export const enrollResponse = z.strictObject({
   clientCert: pem('CERTIFICATE'),
   /** The listener the Console wants (the one requested unless an admin set another before). */
   listener: listenerConfig,
+  /**
+   * The highest audit seq the Console already holds for this host name (0 for a new host). A Defender with a
+   * fresh state numbers its events above it; otherwise a re-enrolled host's events would be taken for
+   * duplicates and dropped.
+   */
+  auditSeq: z.number().int().min(0),
 });
 export type EnrollResponse = z.infer<typeof enrollResponse>;
 

@@ -2,6 +2,11 @@
  * Runs the real `drawbridge defender` binary (dist/main/cli/drawbridge.js) for end-to-end tests and tools, with a
  * fresh test PKI: a CA, the Defender's server certificate for 127.0.0.1/localhost, and a client certificate
  * directory per user in the layout the docker CLI reads (`ca.pem`, `cert.pem`, `key.pem`).
+ *
+ * With `console`, the Defender is Console-managed instead (`--console`): it enrols with the join token, listens
+ * on a free 127.0.0.1 port it asks for at enrolment, keeps its state in `stateDir`, and also writes its audit to
+ * `auditPath`. Users' certificates then come from the Console (the test CA's `certDir` is refused), and
+ * `restart()` runs it again on the same state (without the token).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
+import { freePort } from './console-process.js';
 import { createCa, writePemFiles, type CertificateAuthority, type ClientCertOptions } from './pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -19,13 +25,22 @@ export const DRAWBRIDGE_BIN = join(REPO_ROOT, 'dist/main/cli/drawbridge.js');
 export interface DefenderProcessOptions {
   /** The Docker daemon to put the Defender in front of (`unix:///…`). */
   readonly dockerHost: string;
-  /** Rules file text (YAML). */
-  readonly rules: string;
+  /** Rules file text (YAML); required unless `console`. */
+  readonly rules?: string;
+  /** Console-managed: the Console's URL, a join token (first start) and how to verify the Console while enrolling. */
+  readonly console?: { readonly url: string; readonly joinToken?: string; readonly ca?: string; readonly pin?: string };
+  /** Console mode: reuse this state directory (default: a fresh one inside `dir`). */
+  readonly stateDir?: string;
   readonly hostName?: string;
   /** Extra flags for `drawbridge defender`. */
   readonly args?: readonly string[];
   /** Reuse a CA (e.g. to test a second Defender with the same users). */
   readonly ca?: CertificateAuthority;
+  /**
+   * The Defender's TLS files as PEM text, e.g. a server certificate issued by a Console and that Console's CA (then
+   * only certificates of that CA get in; `certDir` still issues from the test CA, which this Defender refuses).
+   */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 export interface DefenderProcess {
@@ -36,6 +51,8 @@ export interface DefenderProcess {
   readonly host: string;
   readonly rulesPath: string;
   readonly auditPath: string;
+  /** Console mode: the state directory (keys, cache, spool). */
+  readonly stateDir: string;
   readonly child: ChildProcess;
   /** Everything the Defender wrote on stderr so far. */
   log(): string;
@@ -48,26 +65,45 @@ export interface DefenderProcess {
   writeRules(text: string): Promise<void>;
   /** SIGTERM and wait for exit; resolves to the exit code. */
   stop(): Promise<number | null>;
+  /** Console mode: SIGTERM, then the same Defender again on the same state (and files), without the join token. */
+  restart(): Promise<DefenderProcess>;
 }
 
-export async function startDefenderProcess(opts: DefenderProcessOptions): Promise<DefenderProcess> {
-  const dir = await mkdtemp(join(tmpdir(), 'drawbridge-defender-'));
+export async function startDefenderProcess(opts: DefenderProcessOptions, reuseDir?: string): Promise<DefenderProcess> {
+  const dir = reuseDir ?? (await mkdtemp(join(tmpdir(), 'drawbridge-defender-')));
   const ca = opts.ca ?? (await createCa());
-  const server = await ca.issueServerCert({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  await writePemFiles(join(dir, 'server'), { 'ca.pem': ca.cert, 'cert.pem': server.cert, 'key.pem': server.key });
   const rulesPath = join(dir, 'rules.yaml');
   const auditPath = join(dir, 'audit.jsonl');
-  await writeFile(rulesPath, opts.rules);
-  const child = spawn(
-    process.execPath,
-    [
-      DRAWBRIDGE_BIN, 'defender',
+  const stateDir = opts.stateDir ?? join(dir, 'state');
+  let modeArgs: string[];
+  if (opts.console) {
+    const c = opts.console;
+    if (c.ca) await writePemFiles(dir, { 'console-ca.pem': c.ca });
+    modeArgs = [
+      '--console', c.url, '--state', stateDir, '--listen', `127.0.0.1:${await freePort()}`, '--address', '127.0.0.1',
+      ...(c.joinToken ? ['--join-token', c.joinToken] : []),
+      ...(c.ca ? ['--console-ca', join(dir, 'console-ca.pem')] : []),
+      ...(c.pin ? ['--console-pin', c.pin] : []),
+    ];
+  } else {
+    if (opts.rules === undefined) throw new Error('startDefenderProcess: give `rules` (or `console`)');
+    const server = opts.tls ?? { ca: ca.cert, ...(await ca.issueServerCert({ dnsNames: ['localhost'], ips: ['127.0.0.1'] })) };
+    await writePemFiles(join(dir, 'server'), { 'ca.pem': server.ca, 'cert.pem': server.cert, 'key.pem': server.key });
+    await writeFile(rulesPath, opts.rules);
+    modeArgs = [
       '--listen', '127.0.0.1:0',
-      '--docker', opts.dockerHost,
       '--tls-ca', join(dir, 'server/ca.pem'),
       '--tls-cert', join(dir, 'server/cert.pem'),
       '--tls-key', join(dir, 'server/key.pem'),
       '--rules', rulesPath,
+    ];
+  }
+  const child = spawn(
+    process.execPath,
+    [
+      DRAWBRIDGE_BIN, 'defender',
+      ...modeArgs,
+      '--docker', opts.dockerHost,
       '--host-name', opts.hostName ?? 'dev-a',
       '--audit-log', auditPath,
       ...(opts.args ?? []),
@@ -80,11 +116,11 @@ export async function startDefenderProcess(opts: DefenderProcessOptions): Promis
   const port = await new Promise<number>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`the Defender did not start in 15 s:\n${stderr}`)), 15_000);
     const onData = (): void => {
-      const m = /listening listen=\S+:(\d+)/.exec(stderr);
+      const m = /listening listen=(\S+)/.exec(stderr);
       if (m) {
         clearTimeout(timer);
         child.stderr!.off('data', onData);
-        res(Number(m[1]));
+        res(Number(/:(\d+)$/.exec(m[1]!)?.[1] ?? 0)); // 0: a UNIX socket (console mode)
       }
     };
     child.stderr!.on('data', onData);
@@ -94,6 +130,12 @@ export async function startDefenderProcess(opts: DefenderProcessOptions): Promis
     });
   });
   let users = 0;
+  const stop = async (remove: boolean): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const code = await exited;
+    if (remove) await rm(dir, { recursive: true, force: true });
+    return code;
+  };
   return {
     dir,
     ca,
@@ -101,6 +143,7 @@ export async function startDefenderProcess(opts: DefenderProcessOptions): Promis
     host: `tcp://127.0.0.1:${port}`,
     rulesPath,
     auditPath,
+    stateDir,
     child,
     log: () => stderr,
     async audit() {
@@ -123,11 +166,12 @@ export async function startDefenderProcess(opts: DefenderProcessOptions): Promis
       await writeFile(tmp, text);
       await rename(tmp, rulesPath);
     },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const code = await exited;
-      await rm(dir, { recursive: true, force: true });
-      return code;
+    stop: () => stop(true),
+    async restart() {
+      if (!opts.console) throw new Error('restart() is for Console-managed Defenders');
+      await stop(false);
+      const { joinToken: _, ...consoleOpts } = opts.console;
+      return startDefenderProcess({ ...opts, console: consoleOpts, stateDir }, dir);
     },
   };
 }
