@@ -9,7 +9,7 @@
 //
 // Usage: node test/tools/bootstrap.mjs start|test|bench <name> [-- extra args for vitest / the script]
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,16 @@ async function phase(name, command, args, { exitOnFailure = true } = {}) {
   return code;
 }
 
+/** One plain closing line, `tests: N passed, N failed, N skipped`, that any CI reader understands. */
+function printTotals(report) {
+  try {
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+  } catch {
+    console.log('tests: no report was written (vitest did not finish)');
+  }
+}
+
 async function ensureDependencies() {
   const lock = join(ROOT, 'package-lock.json');
   const installed = join(ROOT, 'node_modules', '.package-lock.json');
@@ -123,7 +133,10 @@ async function main() {
       await ensureDependencies();
       await build({ tests: true });
       await systemCheck(SYSTEM);
-      const code = await phase('vitest', join(BIN, 'vitest'), ['run', ...passThrough(rest)], { exitOnFailure: false });
+      const report = join(ROOT, 'dist', 'vitest-report.json');
+      rmSync(report, { force: true });
+      const code = await phase('vitest', join(BIN, 'vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...passThrough(rest)], { exitOnFailure: false });
+      printTotals(report);
       process.exit(code);
       break;
     }
