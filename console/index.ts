@@ -72,7 +72,10 @@ export interface RunningConsole {
 
 export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stderrLog()): Promise<RunningConsole> {
   const db = openDatabase(config.data);
-  const { key: masterKey, created } = loadMasterKey({ env: config.masterKeyEnv, file: config.masterKeyFile, create: true });
+  // A new key only for a new data directory: existing encrypted data with a missing key file must not get a
+  // fresh (useless) key written next to it.
+  const hasSealedData = db.prepare('SELECT 1 FROM ca WHERE id = 1').get() !== undefined;
+  const { key: masterKey, created } = loadMasterKey({ env: config.masterKeyEnv, file: config.masterKeyFile, create: !hasSealedData });
   if (created) log.info('created the master key file; back it up: without it the encrypted data cannot be read', { file: config.masterKeyFile });
   const ca = await ConsoleCa.open(db, masterKey);
   const users = new UserStore(db);

@@ -55,10 +55,12 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
+      if (size > MAX_BODY) return; // already answered 413: drop the rest (the 413 closes the connection)
       size += c.length;
       if (size > MAX_BODY) {
+        // Not req.destroy(): that resets the connection before the client can read the 413.
+        chunks.length = 0;
         reject(consoleErrors.too_large(`the request body is over ${MAX_BODY} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -149,6 +151,7 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
         return;
       }
       if (err instanceof DrawbridgeError) {
+        if (err.status === 413) res.setHeader('Connection', 'close');
         if (err.status >= 500) deps.log('request failed', { path: req.url?.split('?')[0], error: err.message });
         sendError(res, err);
       } else {

@@ -58,7 +58,7 @@ export function loadMasterKey(opts: { env?: string | undefined; file: string; cr
     stat = null;
   }
   if (stat === null) {
-    if (!opts.create) throw consoleErrors.config(`no master key: set DRAWBRIDGE_MASTER_KEY or create ${opts.file}`);
+    if (!opts.create) throw consoleErrors.config(`the master key file ${opts.file} is missing, and the data directory holds data encrypted with it: restore the key file (or set DRAWBRIDGE_MASTER_KEY); a new key could not read that data`);
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
     const bytes = randomBytes(32);
     writeFileAtomic(opts.file, `${bytes.toString('base64')}\n`);

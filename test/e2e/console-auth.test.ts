@@ -1,0 +1,736 @@
+// Console authentication and users through the real binary and HTTP stack: login, sessions and logout; what each
+// role may do with users; the error shape; users CRUD and the last-admin guard; pagination; the first start (the
+// one-time admin password), what survives a restart, and what is kept at rest (master key, database file);
+// configuration errors; the OpenAPI document against what the server answers.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_PASSWORD, consoleClient, freePort, startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../support/console-process.js';
+import { DRAWBRIDGE_BIN } from '../support/defender-process.js';
+
+const PASSWORD = 'a-long-enough-password';
+const SESSION_TTL = 900; // --session-ttl for the shared Console
+const MAX_BODY = 1024 * 1024;
+const WRONG_LOGIN = { error: { code: 'unauthenticated', message: 'wrong user name or password' } };
+
+let cp: ConsoleProcess;
+let admin: string;
+const tokens: Record<'operator' | 'auditor' | 'user', string> = { operator: '', auditor: '', user: '' };
+
+beforeAll(async () => {
+  cp = await startConsoleProcess({ args: ['--session-ttl', String(SESSION_TTL)] });
+  admin = await cp.adminToken();
+  for (const [name, role] of [['olivia', 'operator'], ['audrey', 'auditor'], ['bruce', 'user']] as const) {
+    const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, role, groups: role === 'user' ? ['devs'] : [] } });
+    expect(r.status, r.text).toBe(201);
+    tokens[role] = await cp.login(name, PASSWORD);
+  }
+});
+afterAll(async () => {
+  await cp?.stop({ remove: true });
+});
+
+const createUser = async (name: string, extra: Record<string, unknown> = {}) => {
+  const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, ...extra } });
+  expect(r.status, r.text).toBe(201);
+  return r.body;
+};
+const me = (token: string) => cp.call('GET', '/api/v1/auth/me', { token });
+const patchUser = (name: string, json: unknown, token = admin) => cp.call('PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { token, json });
+
+/** A request with exactly these headers and body bytes (the ConsoleClient always sets a content type). */
+function rawCall(method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<ApiResponse<any>> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, cp.url), { method, headers, ca: cp.caPem }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed, text, headers: res.headers });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('login and sessions', () => {
+  it('answers the right password with a bearer token that expires --session-ttl from now', async () => {
+    const before = Date.now();
+    const r = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'bruce', password: PASSWORD } });
+    const after = Date.now();
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toEqual({ token: expect.stringMatching(/^dbs_[A-Za-z0-9_-]{43}$/), expiresAt: expect.any(String), user: { name: 'bruce', role: 'user', groups: ['devs'] } });
+    const expires = Date.parse(r.body.expiresAt);
+    expect(r.body.expiresAt).toBe(new Date(expires).toISOString());
+    expect(expires).toBeGreaterThanOrEqual(before + SESSION_TTL * 1000 - 1000);
+    expect(expires).toBeLessThanOrEqual(after + SESSION_TTL * 1000 + 1000);
+    const mine = await me(r.body.token);
+    expect(mine.status, mine.text).toBe(200);
+    expect(mine.body).toEqual({ name: 'bruce', role: 'user', groups: ['devs'], sessionExpiresAt: r.body.expiresAt });
+    // Each login is a session of its own.
+    expect(await cp.login('bruce', PASSWORD)).not.toBe(r.body.token);
+  });
+
+  it('answers a wrong password and an unknown user alike: 401, same body', async () => {
+    const wrong = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'bruce', password: `${PASSWORD}!` } });
+    const unknown = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'nobody-here', password: PASSWORD } });
+    const empty = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'bruce', password: PASSWORD.toUpperCase() } });
+    for (const r of [wrong, unknown, empty]) {
+      expect(r.status, r.text).toBe(401);
+      expect(r.body).toEqual(WRONG_LOGIN);
+    }
+    expect(wrong.text).toBe(unknown.text);
+  });
+
+  it('takes the user name case-insensitively and answers the stored spelling', async () => {
+    const r = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'BRUCE', password: PASSWORD } });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.user.name).toBe('bruce');
+  });
+
+  it('refuses a disabled user with the same 401, ends their sessions at once, and lets them in again when enabled', async () => {
+    await createUser('dora');
+    const before = await cp.login('dora', PASSWORD);
+    expect((await patchUser('dora', { disabled: true })).body).toMatchObject({ name: 'dora', disabled: true });
+    const r = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'dora', password: PASSWORD } });
+    expect(r.status).toBe(401);
+    expect(r.body).toEqual(WRONG_LOGIN);
+    expect((await me(before)).status).toBe(401);
+    expect((await patchUser('dora', { disabled: false })).body.disabled).toBe(false);
+    expect((await me(before)).status).toBe(401); // re-enabling does not revive old sessions
+    expect((await me(await cp.login('dora', PASSWORD))).status).toBe(200);
+  });
+
+  it('GET /auth/me answers who the token belongs to, for every role', async () => {
+    for (const [role, name] of [['admin', 'admin'], ['operator', 'olivia'], ['auditor', 'audrey'], ['user', 'bruce']] as const) {
+      const r = await me(role === 'admin' ? admin : tokens[role]);
+      expect(r.status, r.text).toBe(200);
+      expect(r.body).toMatchObject({ name, role });
+    }
+    const anonymous = await cp.call('GET', '/api/v1/auth/me');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error).toEqual({ code: 'unauthenticated', message: expect.stringContaining('POST /api/v1/auth/login') });
+  });
+
+  it('POST /auth/logout ends that session only: the same token then gets 401', async () => {
+    const [a, b] = [await cp.login('bruce', PASSWORD), await cp.login('bruce', PASSWORD)];
+    const out = await cp.call('POST', '/api/v1/auth/logout', { token: a });
+    expect(out.status, out.text).toBe(204);
+    expect(out.text).toBe('');
+    expect((await me(a)).status).toBe(401);
+    expect((await cp.call('POST', '/api/v1/auth/logout', { token: a })).status).toBe(401);
+    expect((await cp.call('POST', '/api/v1/certs/install-command', { token: a })).status).toBe(401);
+    expect((await me(b)).status).toBe(200);
+  });
+
+  it('treats a garbage or forged token as no token: 401', async () => {
+    const real = await cp.login('bruce', PASSWORD);
+    const last = real.at(-1) === 'A' ? 'B' : 'A';
+    for (const token of [
+      'garbage',
+      `dbs_${randomBytes(32).toString('base64url')}`, // well-formed, never issued
+      `${real.slice(0, -1)}${last}`, // one character off
+      createHash('sha256').update(real).digest('hex'), // what the database stores: not a credential
+      `${real}x`,
+    ]) {
+      const r = await me(token);
+      expect(r.status, token).toBe(401);
+      expect(r.body.error.code).toBe('unauthenticated');
+      expect((await cp.call('GET', '/api/v1/users', { token })).status).toBe(401);
+    }
+    expect((await rawCall('GET', '/api/v1/auth/me', { authorization: `Basic ${Buffer.from(`bruce:${PASSWORD}`).toString('base64')}` })).status).toBe(401);
+    expect((await me(real)).status).toBe(200);
+  });
+
+  it('validates the login body', async () => {
+    for (const [json, field] of [[{ username: 'bruce' }, 'body.password'], [{ password: PASSWORD }, 'body.username'], [{ username: 'bruce', password: PASSWORD, otp: '1' }, 'body'], [{ username: '', password: PASSWORD }, 'body.username']] as const) {
+      const r = await cp.call('POST', '/api/v1/auth/login', { json });
+      expect(r.status, JSON.stringify(json)).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'invalid_request', field });
+    }
+  });
+});
+
+describe('roles', () => {
+  it.each(['user', 'operator', 'auditor'] as const)('refuses a %s every users endpoint: 403, nothing changed', async (role) => {
+    const token = tokens[role];
+    for (const [method, path, json] of [
+      ['GET', '/api/v1/users', undefined],
+      ['POST', '/api/v1/users', { name: `by-${role}`, password: PASSWORD, role: 'admin' }],
+      ['GET', '/api/v1/users/admin', undefined],
+      ['PATCH', '/api/v1/users/bruce', { role: 'admin' }],
+      ['PATCH', '/api/v1/users/admin', { password: 'taken-over-password' }],
+      ['DELETE', '/api/v1/users/admin', undefined],
+    ] as const) {
+      const r = await cp.call(method, path, { token, ...(json ? { json } : {}) });
+      expect(r.status, `${method} ${path}: ${r.text}`).toBe(403);
+      expect(r.body).toEqual({ error: { code: 'forbidden', message: 'your role may not do this (needs admin)' } });
+    }
+    expect((await cp.call('GET', `/api/v1/users/by-${role}`, { token: admin })).status).toBe(404);
+    expect((await cp.call('GET', '/api/v1/users/bruce', { token: admin })).body.role).toBe('user');
+    expect((await cp.call('GET', '/api/v1/users/admin', { token: admin })).body.role).toBe('admin');
+    expect((await me(admin)).status).toBe(200); // the admin password was not changed (that would end the session)
+  });
+
+  it('asks anonymous callers to log in: 401 on every users endpoint', async () => {
+    for (const [method, path] of [['GET', '/api/v1/users'], ['POST', '/api/v1/users'], ['GET', '/api/v1/users/admin'], ['PATCH', '/api/v1/users/admin'], ['DELETE', '/api/v1/users/admin']] as const) {
+      const r = await cp.call(method, path, method === 'POST' || method === 'PATCH' ? { json: {} } : {});
+      expect(r.status, `${method} ${path}`).toBe(401);
+      expect(r.body.error.code).toBe('unauthenticated');
+    }
+  });
+
+  it('lets an admin list and read users', async () => {
+    const list = await cp.call('GET', '/api/v1/users?limit=500', { token: admin });
+    expect(list.status, list.text).toBe(200);
+    expect(list.body.items.map((u: { name: string }) => u.name)).toEqual(expect.arrayContaining(['admin', 'audrey', 'bruce', 'olivia']));
+    expect(list.body.items.find((u: { name: string }) => u.name === 'olivia')).toEqual({ name: 'olivia', role: 'operator', groups: [], source: 'local', createdAt: expect.any(String), disabled: false });
+    expect(list.text).not.toMatch(/scrypt|password/i);
+  });
+});
+
+describe('the error shape', () => {
+  it('names the field of a validation error: {"error": {code, message, field}}', async () => {
+    const cases = [
+      [{ name: 'shorty', password: 'short' }, { code: 'invalid_request', message: 'body.password: must be at least 12 characters', field: 'body.password' }],
+      [{ name: 'extra', password: PASSWORD, colour: 'red' }, { code: 'invalid_request', message: 'body: unknown field(s): colour', field: 'body' }],
+      [{ name: 'rooty', password: PASSWORD, role: 'root' }, { code: 'invalid_request', message: expect.stringMatching(/^body\.role: .*admin.*operator.*auditor.*user/), field: 'body.role' }],
+      [{ name: 'a/b', password: PASSWORD }, { code: 'invalid_request', message: 'body.name: must be printable and contain no /', field: 'body.name' }],
+      [{ name: 'grouper', password: PASSWORD, groups: 'devs' }, { code: 'invalid_request', message: expect.stringMatching(/^body\.groups: /), field: 'body.groups' }],
+      [{ password: PASSWORD }, { code: 'invalid_request', message: expect.stringMatching(/^body\.name: /), field: 'body.name' }],
+    ] as const;
+    for (const [json, error] of cases) {
+      const r = await cp.call('POST', '/api/v1/users', { token: admin, json });
+      expect(r.status, r.text).toBe(400);
+      expect(r.body).toEqual({ error });
+    }
+    const users = (await cp.call('GET', '/api/v1/users?limit=500', { token: admin })).body.items.map((u: { name: string }) => u.name);
+    expect(users).not.toEqual(expect.arrayContaining(['shorty']));
+    for (const name of ['shorty', 'extra', 'rooty', 'grouper']) expect(users).not.toContain(name);
+    const patch = await patchUser('bruce', { password: 'too-short' });
+    expect(patch.body).toEqual({ error: { code: 'invalid_request', message: 'body.password: must be at least 12 characters', field: 'body.password' } });
+    for (const [query, field] of [['limit=0', 'query.limit'], ['limit=501', 'query.limit'], ['limit=ten', 'query.limit'], ['sort=name', 'query']] as const) {
+      const r = await cp.call('GET', `/api/v1/users?${query}`, { token: admin });
+      expect(r.status, query).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'invalid_request', field });
+    }
+  });
+
+  it('answers a wrong method with 405 naming the allowed methods', async () => {
+    const login = await cp.call('GET', '/api/v1/auth/login');
+    expect(login.status).toBe(405);
+    expect(login.body).toEqual({ error: { code: 'method_not_allowed', message: 'GET is not allowed on /api/v1/auth/login (allowed: POST)' } });
+    const users = await cp.call('PUT', '/api/v1/users', { token: admin, json: {} });
+    expect(users.status).toBe(405);
+    expect(users.body.error.message).toBe('PUT is not allowed on /api/v1/users (allowed: GET, POST)');
+    const one = await cp.call('POST', '/api/v1/users/bruce', { token: admin, json: {} });
+    expect(one.body.error.message).toBe('POST is not allowed on /api/v1/users/bruce (allowed: GET, PATCH, DELETE)');
+  });
+
+  it('answers an unknown endpoint with 404, and an unknown user with 404 naming it', async () => {
+    for (const path of ['/api/v1/nope', '/', '/api/v2/users', '/api/v1/users/bruce/extra', '/api/v1/auth/login/']) {
+      const r = await cp.call('GET', path, { token: admin });
+      expect(r.status, path).toBe(404);
+      expect(r.body).toEqual({ error: { code: 'not_found', message: `no such endpoint: ${path}` } });
+    }
+    const ghost = await cp.call('GET', '/api/v1/users/ghost', { token: admin });
+    expect([ghost.status, ghost.body]).toEqual([404, { error: { code: 'not_found', message: "no user named 'ghost'" } }]);
+  });
+
+  it('refuses a body that is not JSON, or not sent as JSON: 400', async () => {
+    const body = JSON.stringify({ username: 'bruce', password: PASSWORD });
+    const notJson = await rawCall('POST', '/api/v1/auth/login', { 'content-type': 'application/json' }, '{"username": "bruce", ');
+    expect([notJson.status, notJson.body]).toEqual([400, { error: { code: 'invalid_request', message: 'the body is not valid JSON' } }]);
+    const noType = await rawCall('POST', '/api/v1/auth/login', {}, body);
+    expect([noType.status, noType.body]).toEqual([400, { error: { code: 'invalid_request', message: 'send the body as Content-Type: application/json' } }]);
+    const text = await rawCall('POST', '/api/v1/auth/login', { 'content-type': 'text/plain' }, body);
+    expect([text.status, text.body.error?.message]).toEqual([400, 'send the body as Content-Type: application/json']);
+    const arrayBody = await rawCall('POST', '/api/v1/users', { 'content-type': 'application/json', authorization: `Bearer ${admin}` }, '[]');
+    expect([arrayBody.status, arrayBody.body.error?.field]).toEqual([400, 'body']);
+    // The same body, sent properly, logs in.
+    expect((await rawCall('POST', '/api/v1/auth/login', { 'content-type': 'application/json; charset=utf-8' }, body)).status).toBe(200);
+  });
+
+  it('refuses a body over 1 MiB with 413, and keeps serving', async () => {
+    const padded = (size: number): Buffer => {
+      const head = '{"username":"bruce","password":"';
+      return Buffer.from(`${head}${'x'.repeat(size - head.length - 2)}"}`);
+    };
+    const atLimit = await rawCall('POST', '/api/v1/auth/login', { 'content-type': 'application/json' }, padded(MAX_BODY));
+    expect(atLimit.status, atLimit.text).toBe(400); // read and validated: the password is over 1024 characters
+    expect(atLimit.body.error.field).toBe('body.password');
+    for (const size of [MAX_BODY + 1, 3 * MAX_BODY]) {
+      const over = await rawCall('POST', '/api/v1/auth/login', { 'content-type': 'application/json' }, padded(size));
+      expect(over.status, `${size} bytes: ${over.text}`).toBe(413);
+      expect(over.body).toEqual({ error: { code: 'too_large', message: `the request body is over ${MAX_BODY} bytes` } });
+    }
+    const asAdmin = await rawCall('POST', '/api/v1/users', { 'content-type': 'application/json', authorization: `Bearer ${admin}` }, padded(2 * MAX_BODY));
+    expect(asAdmin.status).toBe(413);
+    expect((await me(admin)).status).toBe(200);
+  });
+});
+
+describe('users', () => {
+  it('creates a user (role user, no groups by default) and never answers the password', async () => {
+    const carol = await createUser('carol', { role: 'operator', groups: ['devs', 'ops', 'devs'] });
+    expect(carol).toEqual({ name: 'carol', role: 'operator', groups: ['devs', 'ops'], source: 'local', createdAt: expect.any(String), disabled: false });
+    expect(Math.abs(Date.parse(carol.createdAt) - Date.now())).toBeLessThan(60_000);
+    expect(await createUser('dave')).toMatchObject({ name: 'dave', role: 'user', groups: [] });
+    const read = await cp.call('GET', '/api/v1/users/carol', { token: admin });
+    expect(read.body).toEqual(carol);
+    expect(read.text).not.toMatch(/scrypt|password/i);
+    expect((await cp.call('GET', '/api/v1/users/CAROL', { token: admin })).body.name).toBe('carol');
+    expect((await me(await cp.login('carol', PASSWORD))).body).toMatchObject({ name: 'carol', role: 'operator', groups: ['devs', 'ops'] });
+  });
+
+  it('refuses a duplicate name, whatever its case: 409', async () => {
+    await createUser('erin');
+    for (const name of ['erin', 'Erin', 'ERIN', ' erin ']) {
+      const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: `${PASSWORD}-2`, role: 'admin' } });
+      expect(r.status, name).toBe(409);
+      expect(r.body.error).toEqual({ code: 'conflict', message: expect.stringContaining('already exists') });
+    }
+    expect((await cp.call('GET', '/api/v1/users/erin', { token: admin })).body.role).toBe('user');
+    expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: 'erin', password: `${PASSWORD}-2` } })).status).toBe(401);
+  });
+
+  it.each([
+    ['groups', { groups: ['ops', 'oncall'] }, { groups: ['ops', 'oncall'] }],
+    ['role', { role: 'auditor' }, { role: 'auditor' }],
+    ['password', { password: 'a-brand-new-password' }, {}],
+  ] as const)('PATCH %s changes it and ends the user\'s sessions', async (what, patch, expected) => {
+    const name = `frank-${what}`;
+    await createUser(name, { groups: ['devs'] });
+    const [one, two] = [await cp.login(name, PASSWORD), await cp.login(name, PASSWORD)];
+    const r = await patchUser(name, patch);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toEqual({ name, role: 'user', groups: ['devs'], source: 'local', createdAt: expect.any(String), disabled: false, ...expected });
+    expect((await me(one)).status).toBe(401);
+    expect((await me(two)).status).toBe(401);
+    const password = what === 'password' ? 'a-brand-new-password' : PASSWORD;
+    if (what === 'password') expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: name, password: PASSWORD } })).status).toBe(401);
+    expect((await me(await cp.login(name, password))).body).toMatchObject({ name, role: 'user', groups: ['devs'], ...expected });
+  });
+
+  it('PATCH and DELETE of an unknown user: 404; DELETE ends sessions and the account', async () => {
+    expect((await patchUser('ghost', { role: 'admin' })).status).toBe(404);
+    expect((await cp.call('DELETE', '/api/v1/users/ghost', { token: admin })).status).toBe(404);
+    await createUser('gina');
+    const token = await cp.login('gina', PASSWORD);
+    const del = await cp.call('DELETE', '/api/v1/users/GINA', { token: admin });
+    expect([del.status, del.text]).toEqual([204, '']);
+    expect((await me(token)).status).toBe(401);
+    expect((await cp.call('GET', '/api/v1/users/gina', { token: admin })).status).toBe(404);
+    expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: 'gina', password: PASSWORD } })).body).toEqual(WRONG_LOGIN);
+    expect((await cp.call('DELETE', '/api/v1/users/gina', { token: admin })).status).toBe(404);
+    await createUser('gina'); // the name is free again
+  });
+
+  it('keeps the last enabled admin: no delete, disable or demotion (409) until a second admin exists', async () => {
+    const last = /'admin' is the last enabled admin/;
+    const refusals = async (token: string) => {
+      for (const [method, json] of [['DELETE', undefined], ['PATCH', { disabled: true }], ['PATCH', { role: 'operator' }], ['PATCH', { role: 'user', groups: [] }]] as const) {
+        const r = await cp.call(method, '/api/v1/users/admin', { token, ...(json ? { json } : {}) });
+        expect(r.status, `${method} ${JSON.stringify(json)}: ${r.text}`).toBe(409);
+        expect(r.body.error.code).toBe('conflict');
+        expect(r.body.error.message).toMatch(last);
+      }
+      const still = await me(token);
+      expect([still.status, still.body.role]).toEqual([200, 'admin']); // a refused change ends no session
+    };
+    await refusals(admin);
+
+    // A disabled second admin does not count.
+    await createUser('ada', { role: 'admin' });
+    expect((await patchUser('ada', { disabled: true })).status).toBe(200);
+    await refusals(admin);
+    expect((await patchUser('ada', { disabled: false })).status).toBe(200);
+
+    // With two enabled admins, 'admin' can be demoted (which ends its sessions)…
+    const demoted = await patchUser('admin', { role: 'operator' });
+    expect([demoted.status, demoted.body.role]).toEqual([200, 'operator']);
+    expect((await me(admin)).status).toBe(401);
+    // …and now ada is the last one.
+    const ada = await cp.login('ada', PASSWORD);
+    for (const [method, json] of [['DELETE', undefined], ['PATCH', { disabled: true }], ['PATCH', { role: 'auditor' }]] as const) {
+      const r = await cp.call(method, '/api/v1/users/ada', { token: ada, ...(json ? { json } : {}) });
+      expect([r.status, r.body.error?.message], method).toEqual([409, "'ada' is the last enabled admin; make another admin first"]);
+    }
+    expect((await patchUser('admin', { role: 'admin' }, ada)).body.role).toBe('admin');
+    admin = await cp.login('admin', ADMIN_PASSWORD);
+    // Disabling and deleting an admin works once another is enabled.
+    expect((await patchUser('ada', { disabled: true })).body.disabled).toBe(true);
+    expect((await me(ada)).status).toBe(401);
+    expect((await cp.call('DELETE', '/api/v1/users/ada', { token: admin })).status).toBe(204);
+    await refusals(admin);
+  });
+
+  it('pages through users with limit and cursor, in case-insensitive name order', async () => {
+    const five = ['pg-Delta', 'pg-alpha', 'PG-echo', 'pg-Charlie', 'pg-bravo'];
+    for (const name of five) await createUser(name);
+    const all = await cp.call('GET', '/api/v1/users?limit=500', { token: admin });
+    expect(all.body.nextCursor).toBeNull();
+    const names: string[] = all.body.items.map((u: { name: string }) => u.name);
+    expect(names).toEqual([...names].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)));
+    expect(names.filter((n) => n.toLowerCase().startsWith('pg-'))).toEqual(['pg-alpha', 'pg-bravo', 'pg-Charlie', 'pg-Delta', 'PG-echo']);
+
+    for (const limit of [1, 2, 3, names.length]) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const r: ApiResponse<any> = await cp.call('GET', `/api/v1/users?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: admin });
+        expect(r.status, r.text).toBe(200);
+        expect(r.body.items.length).toBeLessThanOrEqual(limit);
+        expect(r.body.nextCursor === null).toBe(r.body.items.length < limit);
+        seen.push(...r.body.items.map((u: { name: string }) => u.name));
+        cursor = r.body.nextCursor;
+        expect(++pages).toBeLessThanOrEqual(names.length + 1);
+      } while (cursor !== null);
+      expect(seen, `limit=${limit}`).toEqual(names);
+    }
+
+    // The page that starts right after pg-bravo.
+    const start = names.indexOf('pg-bravo');
+    const after = await cp.call('GET', `/api/v1/users?limit=2&cursor=${Buffer.from('pg-bravo').toString('base64url')}`, { token: admin });
+    expect(after.body.items.map((u: { name: string }) => u.name)).toEqual(names.slice(start + 1, start + 3));
+  });
+});
+
+// ---- processes of our own: first start, restarts, bad configuration ----
+
+const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DRAWBRIDGE_ADMIN_PASSWORD' && k !== 'DRAWBRIDGE_MASTER_KEY'));
+
+interface Spawned {
+  stderr(): string;
+  stdout(): string;
+  readonly exited: Promise<number | null>;
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+  stop(): Promise<number | null>;
+}
+
+/** `drawbridge console ARGS` with no admin password or master key in the environment unless given. */
+function spawnConsole(args: readonly string[], env: NodeJS.ProcessEnv = {}): Spawned {
+  const child = spawn(process.execPath, [DRAWBRIDGE_BIN, 'console', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...BASE_ENV, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return {
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    waitFor: (re) =>
+      new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`no ${re} in 20 s:\n${err}`)), 20_000);
+        const check = (): void => {
+          const m = re.exec(err);
+          if (m) {
+            clearTimeout(timer);
+            child.stderr.off('data', check);
+            res(m);
+          }
+        };
+        child.stderr.on('data', check);
+        void exited.then((code) => {
+          clearTimeout(timer);
+          rej(new Error(`exited with ${code} before ${re}:\n${err}`));
+        });
+        check();
+      }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Runs `drawbridge console ARGS` that is expected to exit by itself. */
+async function runToExit(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const p = spawnConsole(args, env);
+  const timer = setTimeout(() => void p.stop(), 20_000);
+  const code = await p.exited;
+  clearTimeout(timer);
+  return { code, stderr: p.stderr(), stdout: p.stdout() };
+}
+
+const scratch: string[] = [];
+const scratchDir = async (): Promise<string> => {
+  const dir = await mkdtemp(join(tmpdir(), 'drawbridge-console-auth-'));
+  scratch.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** Every file under `dir`, recursively. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+const pinOf = (command: string): string => /--pinnedpubkey '?(sha256\/\/[A-Za-z0-9+/=]+)'?/.exec(command)![1]!;
+
+/** The sha256// pin of the public key the Console actually serves. */
+function servedPin(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const spki = socket.getPeerX509Certificate()!.publicKey.export({ type: 'spki', format: 'der' });
+      socket.end();
+      resolve(`sha256//${createHash('sha256').update(spki).digest('base64')}`);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('first start', () => {
+  it('without DRAWBRIDGE_ADMIN_PASSWORD prints a one-time admin password once, and not again on restart', async () => {
+    const dir = await scratchDir();
+    const port = await freePort();
+    const args = ['--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--master-key-file', join(dir, 'keys', 'master.key'), '--public-url', `https://127.0.0.1:${port}`];
+    const first = spawnConsole(args);
+    const password = (await first.waitFor(/one-time password (\S+)\n/))[1]!;
+    expect(password.length).toBeGreaterThanOrEqual(20);
+    expect(first.stderr().split(password).length - 1).toBe(1);
+    expect(first.stdout()).not.toContain(password);
+    expect(first.stderr()).toMatch(/created the master key file/);
+    const client = consoleClient(`https://127.0.0.1:${port}`, (await consoleClient(`https://127.0.0.1:${port}`).call('GET', '/api/v1/ca')).body.pem);
+    const token = await client.login('admin', password);
+    expect((await client.call('GET', '/api/v1/auth/me', { token })).body).toMatchObject({ name: 'admin', role: 'admin' });
+    expect((await client.call('POST', '/api/v1/users', { token, json: { name: 'kept', password: PASSWORD } })).status).toBe(201);
+    expect(await first.stop()).toBe(0);
+
+    const second = spawnConsole(args);
+    await second.waitFor(/listening listen=/);
+    // The one-time password still works (it was stored, not reissued), and so does the user made with it.
+    await client.login('admin', password);
+    await client.login('kept', PASSWORD);
+    expect(second.stderr()).not.toMatch(/one-time|password/);
+    expect(second.stderr()).not.toContain(password);
+    expect(second.stderr()).not.toMatch(/created the master key file/);
+    expect(await second.stop()).toBe(0);
+  });
+});
+
+describe('at rest and across restarts', () => {
+  let rest: ConsoleProcess;
+  let restAdmin: string;
+  beforeAll(async () => {
+    rest = await startConsoleProcess();
+    restAdmin = await rest.adminToken();
+    expect((await rest.call('POST', '/api/v1/users', { token: restAdmin, json: { name: 'persisted', password: PASSWORD, role: 'auditor', groups: ['g1'] } })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await rest?.stop({ remove: true });
+  });
+  const keyFile = () => join(rest.dir, 'master.key');
+  const dataDir = () => join(rest.dir, 'data');
+
+  it('a restart on the same data directory keeps users, the CA and the TLS key (the install command pin)', async () => {
+    const ca = await rest.call('GET', '/api/v1/ca');
+    const pin = pinOf((await rest.call('POST', '/api/v1/certs/install-command', { token: restAdmin })).body.command);
+    expect(pin).toBe(await servedPin(rest.port, rest.caPem));
+    const users = (await rest.call('GET', '/api/v1/users', { token: restAdmin })).body.items;
+
+    expect(await rest.stop()).toBe(0);
+    rest = await rest.restart();
+
+    expect(rest.log()).not.toMatch(/one-time|created the master key file/);
+    const caAfter = await rest.call('GET', '/api/v1/ca');
+    expect(caAfter.body.fingerprintSha256).toBe(ca.body.fingerprintSha256);
+    expect(caAfter.body.pem).toBe(ca.body.pem);
+    expect(new X509Certificate(caAfter.body.pem).fingerprint256).toBe(ca.body.fingerprintSha256);
+    // Pinned to the CA from before the restart, TLS still verifies.
+    expect((await consoleClient(rest.url, ca.body.pem).call('GET', '/api/v1/ca')).status).toBe(200);
+    restAdmin = await rest.adminToken();
+    expect(pinOf((await rest.call('POST', '/api/v1/certs/install-command', { token: restAdmin })).body.command)).toBe(pin);
+    expect(await servedPin(rest.port, rest.caPem)).toBe(pin);
+    expect((await rest.call('GET', '/api/v1/users', { token: restAdmin })).body.items).toEqual(users);
+    const token = await rest.login('persisted', PASSWORD);
+    expect((await rest.call('GET', '/api/v1/auth/me', { token })).body).toMatchObject({ name: 'persisted', role: 'auditor', groups: ['g1'] });
+  });
+
+  it('creates the master key file 0600 outside the data directory, which is 0700', async () => {
+    const key = await stat(keyFile());
+    expect(key.mode & 0o777).toBe(0o600);
+    const keyText = (await readFile(keyFile(), 'utf8')).trim();
+    expect(Buffer.from(keyText, 'base64')).toHaveLength(32);
+    expect(relative(dataDir(), keyFile()).startsWith('..')).toBe(true);
+    expect((await stat(dataDir())).mode & 0o777).toBe(0o700);
+    for (const file of await filesUnder(dataDir())) {
+      expect((await readFile(file)).includes(keyText), file).toBe(false);
+      expect((await readFile(file)).includes(Buffer.from(keyText, 'base64')), file).toBe(false);
+    }
+  });
+
+  it('keeps the SQLite files 0600, with no private key in clear', async () => {
+    const check = async (): Promise<Buffer> => {
+      const files = await filesUnder(dataDir());
+      expect(files.map((f) => relative(dataDir(), f))).toContain('console.db');
+      for (const file of files) {
+        expect((await stat(file)).mode & 0o777, file).toBe(0o600);
+        expect((await readFile(file)).includes('PRIVATE KEY'), file).toBe(false);
+      }
+      return readFile(join(dataDir(), 'console.db'));
+    };
+    await check(); // running: the WAL files too
+    expect(await rest.stop()).toBe(0);
+    const db = await check(); // stopped: everything checkpointed into console.db
+    // It does hold the CA certificate in clear, so the search above looks at the right bytes.
+    expect(db.includes('BEGIN CERTIFICATE')).toBe(true);
+    expect(db.includes('v1.')).toBe(true); // the sealed keys
+    rest = await rest.restart();
+  });
+
+  it('refuses to start with a master key file readable by others: exit 2, saying chmod 600', async () => {
+    expect(await rest.stop()).toBe(0);
+    await chmod(keyFile(), 0o644);
+    const args = ['--listen', '127.0.0.1:0', '--data', dataDir(), '--master-key-file', keyFile()];
+    const r = await runToExit(args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`run: chmod 600 ${keyFile()}`);
+    expect(r.stderr).toContain('mode 644');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    await chmod(keyFile(), 0o600);
+    rest = await rest.restart();
+    expect((await rest.call('GET', '/api/v1/auth/me', { token: await rest.login('persisted', PASSWORD) })).status).toBe(200);
+  });
+
+  it('refuses to start when the key file of existing data is missing, and writes no new key', async () => {
+    expect(await rest.stop()).toBe(0);
+    const moved = `${keyFile()}.moved`;
+    await rename(keyFile(), moved);
+    const r = await runToExit(['--listen', '127.0.0.1:0', '--data', dataDir(), '--master-key-file', keyFile()]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`the master key file ${keyFile()} is missing, and the data directory holds data encrypted with it`);
+    await expect(stat(keyFile())).rejects.toThrow(/ENOENT/);
+    await rename(moved, keyFile());
+    rest = await rest.restart();
+    expect((await rest.call('GET', '/api/v1/auth/me', { token: await rest.login('persisted', PASSWORD) })).status).toBe(200);
+  });
+
+  it('refuses to start with another master key for existing data: exit 2, a clear message, nothing changed', async () => {
+    expect(await rest.stop()).toBe(0);
+    const args = ['--listen', '127.0.0.1:0', '--data', dataDir(), '--master-key-file', keyFile()];
+    const dbBefore = await readFile(join(dataDir(), 'console.db'));
+    const other = randomBytes(32).toString('base64');
+    const wrong = await runToExit(args, { DRAWBRIDGE_MASTER_KEY: other });
+    expect(wrong.code, wrong.stderr).toBe(2);
+    expect(wrong.stderr).toMatch(/^drawbridge console: a value is sealed with master key [0-9a-f]{8}, but the configured master key is [0-9a-f]{8}\n$/m);
+    expect(wrong.stderr).not.toMatch(/^\s+at /m);
+    expect(wrong.stderr).not.toContain(other);
+    const malformed = await runToExit(args, { DRAWBRIDGE_MASTER_KEY: 'bm90IDMyIGJ5dGVz' });
+    expect(malformed.code, malformed.stderr).toBe(2);
+    expect(malformed.stderr).toContain('the master key must be 32 bytes');
+    expect(await readFile(join(dataDir(), 'console.db'))).toEqual(dbBefore);
+    // The right key still opens it.
+    rest = await rest.restart();
+    expect((await rest.call('GET', '/api/v1/users/persisted', { token: await rest.adminToken() })).body.role).toBe('auditor');
+  });
+});
+
+describe('configuration', () => {
+  it('names an unknown flag: exit 2', async () => {
+    const dir = await scratchDir();
+    const r = await runToExit(['--data', join(dir, 'data'), '--frobnicate', 'yes']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--frobnicate'");
+    expect(r.stderr).toContain("drawbridge console --help");
+    await expect(stat(join(dir, 'data'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('--help: exit 0, every option listed', async () => {
+    for (const flag of ['--help', '-h']) {
+      const r = await runToExit([flag]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: drawbridge console \[options\]/);
+      for (const option of ['--listen', '--data', '--master-key-file', '--admin-password', '--public-url', '--tls-names', '--session-ttl', '--cert-max-lifetime', '--install-token-ttl', '--config', '--help', 'DRAWBRIDGE_MASTER_KEY', 'DRAWBRIDGE_ADMIN_PASSWORD']) {
+        expect(r.stdout, option).toContain(option);
+      }
+    }
+  });
+
+  it.each([
+    [['--listen', 'nonsense'], '--listen: must be HOST:PORT'],
+    [['--session-ttl', '59'], '--session-ttl:'],
+    [['--admin-password', 'short'], '--admin-password: must be at least 12 characters'],
+    [['--public-url', 'http://example.com'], '--public-url: must be an https:// URL'],
+  ])('refuses %j: exit 2 naming the option', async (args, message) => {
+    const dir = await scratchDir();
+    const r = await runToExit(['--data', join(dir, 'data'), ...args]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    await expect(stat(join(dir, 'data'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  // Every endpoint this file calls.
+  const EXERCISED = [
+    ['post', '/api/v1/auth/login'], ['post', '/api/v1/auth/logout'], ['get', '/api/v1/auth/me'],
+    ['get', '/api/v1/users'], ['post', '/api/v1/users'], ['get', '/api/v1/users/{name}'], ['patch', '/api/v1/users/{name}'], ['delete', '/api/v1/users/{name}'],
+    ['get', '/api/v1/ca'], ['post', '/api/v1/certs/install-command'], ['get', '/api/v1/openapi.json'],
+  ] as const;
+  const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+  let doc: any;
+  beforeAll(async () => {
+    const r = await cp.call('GET', '/api/v1/openapi.json');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^application\/json/);
+    doc = JSON.parse(r.text);
+  });
+
+  it('is OpenAPI 3.1.0 JSON with every endpoint exercised here', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
+    for (const [method, path] of EXERCISED) expect(doc.paths[path]?.[method], `${method} ${path}`).toMatchObject({ summary: expect.any(String) });
+    expect(doc.paths['/api/v1/users'].get['x-roles']).toEqual(['admin']);
+    expect(doc.paths['/api/v1/auth/login'].post.security).toEqual([]);
+    expect(doc.paths['/api/v1/users/{name}'].patch.parameters).toContainEqual({ name: 'name', in: 'path', required: true, schema: { type: 'string' } });
+    expect(doc.paths['/api/v1/users'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['cursor', 'limit']);
+  });
+
+  it('describes the login request body', () => {
+    const body = doc.paths['/api/v1/auth/login'].post.requestBody;
+    expect(body.required).toBe(true);
+    expect(body.content['application/json'].schema).toMatchObject({
+      type: 'object',
+      properties: { username: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
+      required: expect.arrayContaining(['username', 'password']),
+      additionalProperties: false,
+    });
+    expect(doc.paths['/api/v1/users'].post.requestBody.content['application/json'].schema.properties.role.enum).toEqual(['admin', 'operator', 'auditor', 'user']);
+  });
+
+  it('matches what the server answers: each documented operation is served, each other method is 405 naming exactly the documented ones', async () => {
+    const templates = Object.keys(doc.paths).map((t) => ({ t, re: new RegExp(`^${t.replace(/\{\w+\}/g, '[^/]+')}$`) }));
+    expect(templates.length).toBeGreaterThan(20);
+    for (const { t } of templates) {
+      const concrete = t.replace(/\{\w+\}/g, 'zz-unknown');
+      const documented = new Set(templates.filter((x) => x.re.test(concrete)).flatMap((x) => Object.keys(doc.paths[x.t])));
+      for (const method of Object.keys(doc.paths[t])) {
+        const r = await cp.call(method.toUpperCase(), concrete); // anonymous: refused or invalid, but never "no such endpoint"
+        expect([404, 405].includes(r.status) && /no such endpoint|is not allowed/.test(r.text), `${method} ${concrete}: ${r.status} ${r.text}`).toBe(false);
+      }
+      const other = METHODS.find((m) => !documented.has(m));
+      if (!other) continue;
+      const r = await cp.call(other.toUpperCase(), concrete);
+      expect(r.status, `${other} ${concrete}`).toBe(405);
+      const allowed = /\(allowed: ([A-Z, ]+)\)$/.exec(r.body.error.message)![1]!.split(', ').map((m) => m.toLowerCase());
+      expect(new Set(allowed), concrete).toEqual(documented);
+    }
+  });
+});
