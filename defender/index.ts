@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { setDefaultHighWaterMark } from 'node:stream';
 import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { RulesError } from '../shared/policy/access-rules.js';
 import type { Policy } from '../shared/policy/evaluate-policy.js';
@@ -104,6 +105,10 @@ async function startFileDefender(config: FileModeConfig, log: Logger): Promise<R
 
 /** `drawbridge defender …` */
 export async function runDefender(argv: readonly string[]): Promise<number> {
+  // The Defender process is a proxy: with Node's 16 KiB default, every 32 KiB chunk dockerd streams (docker cp,
+  // save, export, logs) filled the client socket's buffer, paused dockerd's socket and resumed it a tick later —
+  // three epoll calls and an extra TLS write per chunk. Backpressure still applies, at 256 KiB per stream.
+  setDefaultHighWaterMark(false, 256 * 1024);
   const log = stderrLogger();
   let running: RunningDefender;
   try {

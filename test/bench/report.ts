@@ -46,6 +46,6 @@ export interface RatioCheck {
 export function ratioRows(checks: readonly RatioCheck[]): string[][] {
   return checks.map((c) => {
     const met = c.op === '>=' ? c.value >= c.target : c.value <= c.target;
-    return [c.what, fmt(c.value, 2), `${c.op === '>=' ? '≥' : '≤'} ${c.target.toFixed(2)}`, Number.isFinite(c.value) ? (met ? 'met' : 'MISSED') : 'n/a'];
+    return [c.what, fmt(c.value, 3), `${c.op === '>=' ? '≥' : '≤'} ${c.target.toFixed(2)}`, Number.isFinite(c.value) ? (met ? 'met' : 'MISSED') : 'n/a'];
   });
 }
