@@ -128,7 +128,7 @@ export function certRoutes(ctx: ConsoleContext) {
         const state = installTokenState(ctx.db, query.token);
         if (!state.ok) throw state.error;
         // A bad CSR must not burn the token: check it before using the token up.
-        await checkCsr(body.csr);
+        checkCsr(body.csr);
         const grant = consumeInstallToken(ctx.db, query.token);
         const user = ctx.users.get(grant.userName);
         if (!user || user.disabled) throw consoleErrors.gone('the user of this install command no longer exists or is disabled');

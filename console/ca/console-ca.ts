@@ -7,18 +7,22 @@
  * - Every issued certificate is registered (serial, kind, subject, validity) so it can be listed and revoked.
  * - The Console's own TLS key is stable across restarts (stored sealed), so the pinned public key in install
  *   commands stays valid.
+ * - Issuing runs on this thread with node:crypto: the CA key is imported once as a KeyObject, the issuer name and
+ *   authority key identifier are read once, CSR signatures are checked synchronously (no WebCrypto thread-pool
+ *   round trips). WebCrypto is used only to create the CA, through the shared async profile.
  */
 import 'reflect-metadata'; // before @peculiar/x509 (tsyringe needs it)
-import { webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair, KeyObject, sign, verify, webcrypto, X509Certificate } from 'node:crypto';
+import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
-import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, newSerialNumber, readCsr, toPem, type Issuer, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
+import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificateDer, leafIssuer, newSerialNumber, readCsrWith, toPem, type LeafIssuer, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
 import type { MasterKey } from '../crypto/master-key.js';
 import type { Db } from '../db/database.js';
 import { nowIso } from '../db/database.js';
 import { FieldError } from '../errors.js';
 
-x509.cryptoProvider.set(webcrypto);
+x509.cryptoProvider.set(webcrypto); // createCaCertificate
 
 const SKEW_MS = 5 * 60_000;
 const YEAR_MS = 365 * 24 * 3600_000;
@@ -42,64 +46,74 @@ export interface CertificateRecord {
 }
 
 const serial = (): string => newSerialNumber((b) => webcrypto.getRandomValues(b));
+const sha1 = (data: Uint8Array): Uint8Array => createHash('sha1').update(data).digest();
+const derBuffer = (der: Uint8Array): Buffer => Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+const pkcs8Pem = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }) as string;
 
-async function exportPkcs8(key: webcrypto.CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+function verifySignature(spkiDer: Uint8Array, data: Uint8Array, signatureDer: Uint8Array): boolean {
+  const key = createPublicKey({ key: derBuffer(spkiDer), format: 'der', type: 'spki' });
+  return verify('sha256', data, { key, dsaEncoding: 'der' }, signatureDer);
 }
 
-async function importPkcs8(pem: string): Promise<webcrypto.CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(pem), EC_KEY_ALGORITHM, true, ['sign']);
+/** Reads a PEM CSR (ECDSA P-256, self-signature checked): its SubjectPublicKeyInfo DER. Throws a plain Error. */
+export function readCsrKey(csrPem: string): Uint8Array {
+  return readCsrWith(csrPem, verifySignature);
 }
 
 export class ConsoleCa {
   private constructor(
     private readonly db: Db,
-    private readonly issuer: Issuer,
+    private readonly issuer: LeafIssuer,
     readonly certPem: string,
   ) {}
+
+  private static load(db: Db, certPem: string, keyPem: string): ConsoleCa {
+    const key = createPrivateKey(keyPem);
+    const signTbs = (tbs: Uint8Array): Uint8Array => sign('sha256', tbs, { key, dsaEncoding: 'der' });
+    return new ConsoleCa(db, leafIssuer(new X509Certificate(certPem).raw, { sign: signTbs, sha1 }), certPem);
+  }
 
   /** Loads the CA, creating it on first start. */
   static async open(db: Db, masterKey: MasterKey): Promise<ConsoleCa> {
     const row = db.prepare('SELECT cert_pem, key_sealed FROM ca WHERE id = 1').get() as { cert_pem: string; key_sealed: string } | undefined;
-    if (row) {
-      const key = await importPkcs8(masterKey.open(row.key_sealed, 'ca.key').toString('utf8'));
-      return new ConsoleCa(db, { cert: new x509.X509Certificate(row.cert_pem), key }, row.cert_pem);
-    }
+    if (row) return ConsoleCa.load(db, row.cert_pem, masterKey.open(row.key_sealed, 'ca.key').toString('utf8'));
     const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const now = Date.now();
     const cert = await createCaCertificate({ commonName: 'Drawbridge Console CA', keys: keys as never, serialNumber: serial(), notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + 10 * YEAR_MS) });
     const certPem = toPem(cert);
-    db.prepare('INSERT INTO ca (id, cert_pem, key_sealed, created_at) VALUES (1, ?, ?, ?)').run(certPem, masterKey.seal(await exportPkcs8(keys.privateKey), 'ca.key'), nowIso());
-    return new ConsoleCa(db, { cert, key: keys.privateKey as never }, certPem);
+    const keyPem = pkcs8Pem(KeyObject.from(keys.privateKey));
+    db.prepare('INSERT INTO ca (id, cert_pem, key_sealed, created_at) VALUES (1, ?, ?, ?)').run(certPem, masterKey.seal(keyPem, 'ca.key'), nowIso());
+    return ConsoleCa.load(db, certPem, keyPem);
   }
 
   /** Issues a certificate for `profile` to the public key of `csrPem`. */
   async issueFromCsr(csrPem: string, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateRecord['kind']; sessionHash?: string }): Promise<IssuedCertificate> {
-    let publicKey: x509.PublicKey;
+    let spki: Uint8Array;
     try {
-      publicKey = await readCsr(csrPem);
+      spki = readCsrKey(csrPem);
     } catch (e) {
       throw new FieldError('csr', (e as Error).message);
     }
-    return this.issue(publicKey as never, profile, lifetimeMs, record);
+    return this.issue(spki, profile, lifetimeMs, record);
   }
 
   /** Issues a certificate with a key generated here (the Console's own server certificate). */
   async issueWithNewKey(profile: LeafProfile, lifetimeMs: number, kind: CertificateRecord['kind']): Promise<IssuedCertificate & { keyPem: string }> {
-    const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-    const issued = await this.issue(keys.publicKey as never, profile, lifetimeMs, { kind });
-    return { ...issued, keyPem: await exportPkcs8(keys.privateKey) };
+    const keys = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
+    const issued = this.issue(keys.publicKey.export({ type: 'spki', format: 'der' }), profile, lifetimeMs, { kind });
+    return { ...issued, keyPem: pkcs8Pem(keys.privateKey) };
   }
 
-  private async issue(publicKey: x509.PublicKeyType, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateRecord['kind']; sessionHash?: string }): Promise<IssuedCertificate> {
+  private issue(spki: Uint8Array, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateRecord['kind']; sessionHash?: string }): IssuedCertificate {
     const now = Date.now();
     const notBefore = new Date(now - SKEW_MS);
     const notAfter = new Date(now + lifetimeMs);
-    const cert = await issueLeafCertificate(this.issuer, { profile, publicKey, serialNumber: serial(), notBefore, notAfter });
+    const serialNumber = serial();
+    const der = issueLeafCertificateDer(this.issuer, { profile, spki, serialNumber, notBefore, notAfter });
     const identity: Identity = profile.kind === 'client' ? profile.identity : { user: profile.kind === 'defender-client' ? profile.hostName : (profile.dnsNames[0] ?? profile.ips[0]!), groups: [] };
     this.db
       .prepare('INSERT INTO certificates (serial, kind, subject_name, groups_json, not_before, not_after, created_at, session_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(cert.serialNumber, record.kind, identity.user, JSON.stringify(identity.groups), notBefore.toISOString(), notAfter.toISOString(), nowIso(), record.sessionHash ?? null);
-    return { serial: cert.serialNumber, certPem: toPem(cert), notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() };
+      .run(serialNumber, record.kind, identity.user, JSON.stringify(identity.groups), notBefore.toISOString(), notAfter.toISOString(), nowIso(), record.sessionHash ?? null);
+    return { serial: serialNumber, certPem: toPem(der), notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() };
   }
 }

@@ -5,11 +5,10 @@
  *   CSR says; clientAuth only; lifetime = min(--cert-max-lifetime, what is left of the login session). A
  *   certificate therefore never outlives the session that obtained it, however it was obtained.
  * - Server certificates (Defenders run by hand): serverAuth only, the names the admin gives.
- * - A CSR must be ECDSA P-256 with a valid self-signature; otherwise 400 naming `body.csr`.
+ * - A CSR must be ECDSA P-256 with a valid self-signature (ECDSA with SHA-256); otherwise 400 naming `body.csr`.
  */
-import { readCsr } from '../../shared/identity/certificate-profiles.js';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
-import type { CertificateRecord, IssuedCertificate } from '../ca/console-ca.js';
+import { readCsrKey, type CertificateRecord, type IssuedCertificate } from '../ca/console-ca.js';
 import type { ConsoleContext } from '../context.js';
 import { DEFENDER_SERVER_KIND } from '../defenders/defender-store.js';
 import { consoleErrors, FieldError } from '../errors.js';
@@ -34,9 +33,9 @@ export interface SessionBound {
 }
 
 /** Checks the CSR without issuing (400 naming `body.csr` when it is not acceptable). */
-export async function checkCsr(csr: string): Promise<void> {
+export function checkCsr(csr: string): void {
   try {
-    await readCsr(csr);
+    readCsrKey(csr);
   } catch (e) {
     throw new FieldError('body.csr', (e as Error).message);
   }

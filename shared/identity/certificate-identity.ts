@@ -12,6 +12,7 @@
  */
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill.
 import 'reflect-metadata';
+import { AttributeTypeAndValue, AttributeValue, Name as AsnName, RelativeDistinguishedName } from '@peculiar/asn1-x509';
 import { Name, X509Certificate } from '@peculiar/x509';
 
 export interface Identity {
@@ -67,11 +68,22 @@ export function identityFromCertificate(der: Uint8Array): Identity {
   return identityFromSubject(cert.subjectName);
 }
 
-/** The subject a certificate for this identity must carry (for CSR signing), as an x509 Name. */
-export function subjectForIdentity(identity: Identity): Name {
+const ATTRIBUTE_OIDS = { CN: '2.5.4.3', OU: '2.5.4.11', O: '2.5.4.10' } as const;
+
+/**
+ * A subject name with one attribute per RDN, in order. Values go in as explicit UTF8Strings: a DN string form
+ * would interpret DN syntax in them (a leading '#' as hex bytes, quotes as delimiters), so a name like
+ * 'x"admin"' would turn into 'admin'.
+ */
+export function utf8Name(attributes: ReadonlyArray<readonly [keyof typeof ATTRIBUTE_OIDS, string]>): AsnName {
+  return new AsnName(attributes.map(([type, value]) => new RelativeDistinguishedName([
+    new AttributeTypeAndValue({ type: ATTRIBUTE_OIDS[type], value: new AttributeValue({ utf8String: value }) }),
+  ])));
+}
+
+/** The subject a certificate for this identity must carry (the CA encodes it; identityFromSubject reads it back). */
+export function subjectForIdentity(identity: Identity): AsnName {
   checkValue('CN (user name)', identity.user);
   const groups = [...new Set(identity.groups)];
-  // Values go in as explicit UTF8String objects: x509's plain-string form would interpret DN syntax in them
-  // (a leading '#' as hex bytes, quotes as delimiters), so a name like 'x"admin"' would turn into 'admin'.
-  return new Name([{ CN: [{ utf8String: identity.user }] }, ...groups.map((g) => ({ OU: [{ utf8String: checkValue('OU (group)', g) }] }))]);
+  return utf8Name([['CN', identity.user], ...groups.map((g) => ['OU', checkValue('OU (group)', g)] as const)]);
 }

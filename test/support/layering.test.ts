@@ -32,7 +32,7 @@ interface Layer {
 // prettier-ignore
 const LAYERS: Readonly<Record<string, Layer>> = {
   //              packages                                                    node:*  electron  other folders
-  'shared':       { packages: ['zod', 'yaml', '@peculiar/x509', 'reflect-metadata'], node: false, electron: false, folders: {} },
+  'shared':       { packages: ['zod', 'yaml', '@peculiar/x509', '@peculiar/asn1-schema', '@peculiar/asn1-x509', '@peculiar/asn1-csr', '@peculiar/asn1-ecc', 'reflect-metadata'], node: false, electron: false, folders: {} },
   'defender':     { packages: '*', node: true,  electron: false, folders: { shared: 'any' } },
   'console':      { packages: '*', node: true,  electron: false, folders: { shared: 'any' } },
   'main':         { packages: '*', node: true,  electron: true,  folders: { shared: 'any', defender: 'entry', console: 'entry' } },
@@ -41,6 +41,7 @@ const LAYERS: Readonly<Record<string, Layer>> = {
   'test':         { packages: '*', node: true,  electron: true,  folders: { shared: 'any', defender: 'entry', console: 'entry', main: 'entry', renderer: 'entry' } },
 };
 // reflect-metadata: the Reflect polyfill @peculiar/x509 (tsyringe) needs before it loads.
+// @peculiar/asn1-*: the pure ASN.1 schemas under @peculiar/x509; the certificate profiles encode with them directly.
 
 /** What colocated unit tests get on top of their folder's rule. */
 const UNIT_TESTS = { packages: ['vitest'], node: true } as const;
