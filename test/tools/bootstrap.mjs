@@ -132,7 +132,7 @@ async function main() {
     case 'test': {
       await ensureDependencies();
       await build({ tests: true });
-      await systemCheck(SYSTEM);
+      await systemCheck([...SYSTEM, 'chromium', 'gnome-keyring', 'dbus']); // browser login tests (Playwright); the real keychain
       const report = join(ROOT, 'dist', 'vitest-report.json');
       rmSync(report, { force: true });
       const code = await phase('vitest', join(BIN, 'vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...passThrough(rest)], { exitOnFailure: false });

@@ -6,15 +6,18 @@
 // - `docker` is whichever client comes first on PATH (a newer /usr/local/bin/docker stays in front of Debian's).
 // - `busybox` must be /bin/busybox and statically linked (no ELF PT_INTERP): it is copied alone into the test
 //   image, so a dynamic one would not start there. Debian's `busybox` package is dynamic; `busybox-static` is not.
+// - `chromium` must be /usr/bin/chromium (Debian's): Playwright (playwright-core, no bundled browser) launches it by
+//   that path for the browser login tests.
 // - Nothing is installed unless asked (install: true), we are root and apt-get exists; apt never reads stdin.
 //
-// Usage as a script: node test/tools/system.mjs [--install] [dockerd docker busybox haproxy openssl]
+// Usage as a script: node test/tools/system.mjs [--install] [dockerd docker busybox haproxy openssl chromium gnome-keyring dbus]
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, openSync, readSync, closeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BUSYBOX_PATH = '/bin/busybox';
+export const CHROMIUM_PATH = '/usr/bin/chromium';
 
 /** What each need checks for, and the Debian package that provides it. */
 const NEEDS = {
@@ -23,6 +26,11 @@ const NEEDS = {
   busybox: { pkg: 'busybox-static', check: checkBusybox },
   haproxy: { pkg: 'haproxy', check: () => missingCommands(['haproxy']) },
   openssl: { pkg: 'openssl', check: () => missingCommands(['openssl']) },
+  chromium: { pkg: 'chromium', check: checkChromium },
+  // The real OS keychain for the companion's keychain tests: gnome-keyring's Secret Service on a private D-Bus
+  // session (`dbus-run-session` is in dbus-daemon and `dbus-send` in dbus-bin on Debian 12; `dbus` pulls in both).
+  'gnome-keyring': { pkg: 'gnome-keyring', check: () => missingCommands(['gnome-keyring-daemon']) },
+  dbus: { pkg: 'dbus', check: () => missingCommands(['dbus-run-session', 'dbus-send']) },
 };
 
 export const ALL_NEEDS = Object.keys(NEEDS);
@@ -88,6 +96,15 @@ function checkBusybox() {
     return isStaticElf(BUSYBOX_PATH) ? [] : [`${BUSYBOX_PATH} is dynamically linked (the test image needs the static one)`];
   } catch (error) {
     return [`${BUSYBOX_PATH} could not be read: ${error.message}`];
+  }
+}
+
+function checkChromium() {
+  try {
+    accessSync(CHROMIUM_PATH, constants.X_OK);
+    return [];
+  } catch {
+    return [`${CHROMIUM_PATH} not found (Playwright launches that one)`];
   }
 }
 
