@@ -3,7 +3,8 @@
  *
  * - TLS with the Console's own certificate; client certificates are requested but optional: browsers and curl
  *   come without one, Defenders present theirs (checked against the CA and the register, revocation included).
- * - Bearer tokens authenticate API users; an unknown, expired or revoked token is treated as no token.
+ * - Bearer tokens authenticate API users; an unknown, expired or revoked token is treated as no token. A bearer
+ *   token is a Console session token or an OAuth access token (console/oauth, served under /oauth).
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -15,6 +16,7 @@ import { openApiRoute } from './api/openapi.js';
 import type { ApiRoute, Principal } from './api/route.js';
 import { createRouter } from './api/router.js';
 import { userRoutes } from './api/user-routes.js';
+import { mountOAuth, oauthPrincipalOf } from './oauth/mount-oauth.js';
 
 export const CONSOLE_VERSION = '0.1.0';
 
@@ -41,6 +43,8 @@ export function authenticate(ctx: ConsoleContext, req: IncomingMessage): Princip
   const auth = req.headers.authorization;
   const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
   if (m) {
+    const oauth = oauthPrincipalOf(req); // an OAuth access token, resolved before routing (console/oauth/mount-oauth.ts)
+    if (oauth) return oauth;
     const session = ctx.sessions.resolve(m[1]!);
     const user = session ? ctx.users.get(session.userName) : null;
     if (session && user && !user.disabled) {
@@ -54,7 +58,7 @@ export function buildConsole(ctx: ConsoleContext, tls: { cert: string; key: stri
   const routes: ApiRoute[] = [];
   routes.push(...authRoutes(ctx), ...userRoutes(ctx), ...groups.flatMap((g) => g(ctx)), openApiRoute(() => routes, CONSOLE_VERSION));
   const handler = createRouter(routes, { authenticate: (req) => authenticate(ctx, req), log: (m, f) => ctx.log.error(m, f) });
-  const server = createServer({ cert: tls.cert, key: tls.key, ca: ctx.ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler);
+  const server = createServer({ cert: tls.cert, key: tls.key, ca: ctx.ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, mountOAuth(ctx).wrap(handler));
   return {
     server,
     routes,

@@ -5,6 +5,7 @@
 import type { RouteGroup } from '../server.js';
 import { certRoutes } from './cert-routes.js';
 import { defenderRoutes } from './defender-routes.js';
+import { meRoutes } from './me-routes.js';
 import { ruleRoutes } from './rule-routes.js';
 
-export const ROUTE_GROUPS: readonly RouteGroup[] = [ruleRoutes, certRoutes, defenderRoutes];
+export const ROUTE_GROUPS: readonly RouteGroup[] = [ruleRoutes, certRoutes, defenderRoutes, meRoutes];

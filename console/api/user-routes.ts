@@ -1,11 +1,18 @@
 /** Local users: admins manage them; everyone else sees only themselves (through /auth/me). */
 import { z } from 'zod';
 import type { ConsoleContext } from '../context.js';
+import { OAuthStore } from '../oauth/oauth-store.js';
 import { consoleErrors } from '../errors.js';
 import { groupList, password, role, userName } from '../auth/user-store.js';
 import { revokeCertsAfterUserChange } from '../certs/certificate-register.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
 import { created, noContent, route } from './route.js';
+
+/** Ends every login of a user: API sessions and the companion's OAuth logins (grants and their tokens). */
+function endLogins(ctx: ConsoleContext, name: string): void {
+  ctx.sessions.revokeAllFor(name);
+  new OAuthStore(ctx.db, ctx.masterKey).revokeUserGrants(name);
+}
 
 export function userRoutes(ctx: ConsoleContext) {
   return [
@@ -35,12 +42,12 @@ export function userRoutes(ctx: ConsoleContext) {
     }),
     route({
       method: 'PATCH', path: '/api/v1/users/{name}', tag: 'users', access: ['admin'],
-      summary: 'Change a user\'s password, role, groups or disabled flag (changing role or groups ends their sessions; changing groups or disabling also revokes their certificates, which carry the old groups)',
+      summary: 'Change a user\'s password, role, groups or disabled flag (changing any of them ends their sessions and OAuth logins; changing groups or disabling also revokes their certificates, which carry the old groups)',
       body: z.strictObject({ password: password.optional(), role: role.optional(), groups: groupList.optional(), disabled: z.boolean().optional() }),
       async handler({ params, body }) {
         const before = ctx.users.get(params.name!);
         const user = await ctx.users.update(params.name!, body);
-        if (body.role !== undefined || body.groups !== undefined || body.disabled || body.password !== undefined) ctx.sessions.revokeAllFor(user.name);
+        if (body.role !== undefined || body.groups !== undefined || body.disabled || body.password !== undefined) endLogins(ctx, user.name);
         if (before) revokeCertsAfterUserChange(ctx, before, user);
         return user;
       },
@@ -51,6 +58,7 @@ export function userRoutes(ctx: ConsoleContext) {
       handler({ params }) {
         const before = ctx.users.get(params.name!);
         ctx.users.delete(params.name!);
+        endLogins(ctx, params.name!);
         if (before) revokeCertsAfterUserChange(ctx, before, null);
         return noContent();
       },

@@ -124,4 +124,25 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE defenders ADD COLUMN reported_listener_json TEXT;
   ALTER TABLE defenders ADD COLUMN audit_backlog INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: OAuth for native apps (console/oauth): oidc-provider's models (grants, tokens, codes, sessions,
+  // interactions), one row each, keyed by SHA-256 of model and id so refresh and access token values are never
+  // stored; the id is sealed only where a lookup must give it back (device codes by user code, sessions by uid)
+  `
+  CREATE TABLE oauth_models (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    id_sealed TEXT,
+    grant_id TEXT,
+    account_id TEXT,
+    user_code_hash TEXT,
+    uid TEXT,
+    expires_at INTEGER
+  );
+  CREATE INDEX oauth_models_grant ON oauth_models(grant_id) WHERE grant_id IS NOT NULL;
+  CREATE INDEX oauth_models_account ON oauth_models(account_id COLLATE NOCASE) WHERE account_id IS NOT NULL;
+  CREATE INDEX oauth_models_user_code ON oauth_models(user_code_hash) WHERE user_code_hash IS NOT NULL;
+  CREATE INDEX oauth_models_uid ON oauth_models(model, uid) WHERE uid IS NOT NULL;
+  CREATE INDEX oauth_models_expires ON oauth_models(expires_at) WHERE expires_at IS NOT NULL;
+  `,
 ];
