@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
 import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificateDer, leafIssuer, newSerialNumber, readCsrWith, toPem, type LeafIssuer, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
+import type { CertificateKind } from '../certs/certificate-register.js';
 import type { MasterKey } from '../crypto/master-key.js';
 import type { Db } from '../db/database.js';
 import { nowIso } from '../db/database.js';
@@ -34,16 +35,6 @@ export interface IssuedCertificate {
   readonly notAfter: string;
 }
 
-export interface CertificateRecord {
-  readonly serial: string;
-  readonly kind: 'user' | 'defender' | 'console';
-  readonly subject: string;
-  readonly groups: readonly string[];
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly createdAt: string;
-  readonly revokedAt: string | null;
-}
 
 const serial = (): string => newSerialNumber((b) => webcrypto.getRandomValues(b));
 const sha1 = (data: Uint8Array): Uint8Array => createHash('sha1').update(data).digest();
@@ -87,7 +78,7 @@ export class ConsoleCa {
   }
 
   /** Issues a certificate for `profile` to the public key of `csrPem`. */
-  async issueFromCsr(csrPem: string, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateRecord['kind']; sessionHash?: string }): Promise<IssuedCertificate> {
+  async issueFromCsr(csrPem: string, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateKind; sessionHash?: string }): Promise<IssuedCertificate> {
     let spki: Uint8Array;
     try {
       spki = readCsrKey(csrPem);
@@ -98,13 +89,13 @@ export class ConsoleCa {
   }
 
   /** Issues a certificate with a key generated here (the Console's own server certificate). */
-  async issueWithNewKey(profile: LeafProfile, lifetimeMs: number, kind: CertificateRecord['kind']): Promise<IssuedCertificate & { keyPem: string }> {
+  async issueWithNewKey(profile: LeafProfile, lifetimeMs: number, kind: CertificateKind): Promise<IssuedCertificate & { keyPem: string }> {
     const keys = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
     const issued = this.issue(keys.publicKey.export({ type: 'spki', format: 'der' }), profile, lifetimeMs, { kind });
     return { ...issued, keyPem: pkcs8Pem(keys.privateKey) };
   }
 
-  private issue(spki: Uint8Array, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateRecord['kind']; sessionHash?: string }): IssuedCertificate {
+  private issue(spki: Uint8Array, profile: LeafProfile, lifetimeMs: number, record: { kind: CertificateKind; sessionHash?: string }): IssuedCertificate {
     const now = Date.now();
     const notBefore = new Date(now - SKEW_MS);
     const notAfter = new Date(now + lifetimeMs);

@@ -8,7 +8,7 @@
  * - A CSR must be ECDSA P-256 with a valid self-signature (ECDSA with SHA-256); otherwise 400 naming `body.csr`.
  */
 import type { Identity } from '../../shared/identity/certificate-identity.js';
-import { readCsrKey, type CertificateRecord, type IssuedCertificate } from '../ca/console-ca.js';
+import { readCsrKey, type IssuedCertificate } from '../ca/console-ca.js';
 import type { ConsoleContext } from '../context.js';
 import { DEFENDER_SERVER_KIND } from '../defenders/defender-store.js';
 import { consoleErrors, FieldError } from '../errors.js';
@@ -67,9 +67,7 @@ export async function issueUserCertificate(ctx: ConsoleContext, identity: Identi
 export async function issueServerCertificate(ctx: ConsoleContext, csr: string, names: { dnsNames: readonly string[]; ips: readonly string[] }, days: number, by: string): Promise<CertificateResponse> {
   if (names.dnsNames.length + names.ips.length === 0) throw new FieldError('body.dnsNames', 'give at least one DNS name or IP address (dnsNames or ips)');
   // Registered like an enrolled Defender's server certificate: a kind that never authenticates to the Console.
-  // (The CA's record type predates that kind; migration 3 allows it in the table.)
-  const kind = DEFENDER_SERVER_KIND as unknown as CertificateRecord['kind'];
-  const issued = await withCsrField(() => ctx.ca.issueFromCsr(csr, { kind: 'server', ...names }, days * DAY_MS, { kind }));
+  const issued = await withCsrField(() => ctx.ca.issueFromCsr(csr, { kind: 'server', ...names }, days * DAY_MS, { kind: DEFENDER_SERVER_KIND }));
   ctx.log.info('issued a server certificate', { by, names: [...names.dnsNames, ...names.ips].join(','), serial: issued.serial, notAfter: issued.notAfter });
   return response(ctx, issued);
 }

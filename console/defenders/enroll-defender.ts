@@ -13,7 +13,6 @@
 import { isIP } from 'node:net';
 import { readCsr } from '../../shared/identity/certificate-profiles.js';
 import { hostName as hostNameSchema, type EnrollResponse } from '../../shared/wire/defender-console.js';
-import type { CertificateRecord } from '../ca/console-ca.js';
 import type { ConsoleContext } from '../context.js';
 import { nowIso } from '../db/database.js';
 import { FieldError } from '../errors.js';
@@ -21,9 +20,6 @@ import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore } from '
 import type { JoinTokenStore } from './join-tokens.js';
 
 export const DEFENDER_CERT_LIFETIME_MS = 365 * 24 * 3600_000;
-
-// The CA's record type predates the 'defender-server' kind (migration 3 allows it in the table).
-const SERVER_KIND = DEFENDER_SERVER_KIND as unknown as CertificateRecord['kind'];
 
 export interface EnrollInput {
   readonly joinToken: string;
@@ -80,7 +76,7 @@ export async function enrollDefender(
   const giveBack = stores.tokens.consume(input.joinToken);
   const issued: string[] = [];
   try {
-    const server = await ctx.ca.issueFromCsr(input.serverCsr, { kind: 'server', ...names }, DEFENDER_CERT_LIFETIME_MS, { kind: SERVER_KIND });
+    const server = await ctx.ca.issueFromCsr(input.serverCsr, { kind: 'server', ...names }, DEFENDER_CERT_LIFETIME_MS, { kind: DEFENDER_SERVER_KIND });
     issued.push(server.serial);
     const client = await ctx.ca.issueFromCsr(input.clientCsr, { kind: 'defender-client', hostName: input.hostName }, DEFENDER_CERT_LIFETIME_MS, { kind: DEFENDER_CLIENT_KIND });
     issued.push(client.serial);
