@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
 import { freePort } from './console-process.js';
+import { pollUntil } from './poll.js';
 import { createCa, writePemFiles, type CertificateAuthority, type ClientCertOptions } from './pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,6 +59,8 @@ export interface DefenderProcess {
   log(): string;
   /** Audit lines written so far, parsed. */
   audit(): Promise<Record<string, unknown>[]>;
+  /** Waits for exactly the `n` audit lines written after the first `mark` ones (fails if more appear). */
+  auditSince(mark: number, n: number): Promise<Record<string, unknown>[]>;
   /** Writes a client certificate directory for `identity` and returns its path (for DOCKER_CERT_PATH). */
   certDir(identity: Identity, opts?: ClientCertOptions & { name?: string }): Promise<string>;
   /** The environment for the real docker CLI acting as the user whose cert dir is given. */
@@ -130,6 +133,10 @@ export async function startDefenderProcess(opts: DefenderProcessOptions, reuseDi
     });
   });
   let users = 0;
+  const readAudit = async (): Promise<Record<string, unknown>[]> => {
+    const text = await readFile(auditPath, 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
   const stop = async (remove: boolean): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const code = await exited;
@@ -146,9 +153,14 @@ export async function startDefenderProcess(opts: DefenderProcessOptions, reuseDi
     stateDir,
     child,
     log: () => stderr,
-    async audit() {
-      const text = await readFile(auditPath, 'utf8').catch(() => '');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    audit: readAudit,
+    async auditSince(mark, n) {
+      const lines = await pollUntil(`${n} audit line(s) after #${mark}`, async () => {
+        const all = await readAudit();
+        return all.length >= mark + n && all;
+      });
+      if (lines.length !== mark + n) throw new Error(`expected ${n} audit line(s) after #${mark}, got ${lines.length - mark}: ${JSON.stringify(lines.slice(mark))}`);
+      return lines.slice(mark);
     },
     async certDir(identity, certOpts = {}) {
       const pem = await ca.issueClientCert(identity, certOpts);
