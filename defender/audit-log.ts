@@ -6,21 +6,13 @@
  */
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
+import type { AuditEventWire } from '../shared/wire/defender-console.js';
 
-export interface AuditEvent {
-  readonly time: string;
-  readonly user: string | null;
-  readonly groups: readonly string[];
-  readonly host: string;
-  readonly action: string;
-  readonly method: string;
-  readonly path: string;
-  readonly decision: 'allow' | 'deny' | 'reject';
-  readonly rule: string | null;
-  readonly status: number | null; // the Defender's own answer; null when the request went to dockerd
-  readonly client: string | null;
-  readonly reason?: string;
-}
+/**
+ * One decision, as the wire contract defines an audit event (the spool adds `seq`). `status` is the Defender's own
+ * answer; null when the request went to dockerd.
+ */
+export type AuditEvent = Readonly<Omit<AuditEventWire, 'seq' | 'groups'>> & { readonly groups: readonly string[] };
 
 export interface AuditLog {
   write(event: AuditEvent): void;

@@ -13,23 +13,13 @@ import { z } from 'zod';
 import type { AuditAck, AuditEventWire } from '../../shared/wire/defender-console.js';
 import type { Db } from '../db/database.js';
 
-export interface AuditRecord {
+/** A stored audit event: the wire event plus where it came from. */
+export type AuditRecord = Readonly<Omit<AuditEventWire, 'groups' | 'reason'>> & {
   readonly id: number;
   readonly defender: string;
-  readonly seq: number;
-  readonly time: string;
-  readonly user: string | null;
   readonly groups: readonly string[];
-  readonly host: string;
-  readonly action: string;
-  readonly method: string;
-  readonly path: string;
-  readonly decision: 'allow' | 'deny' | 'reject';
-  readonly rule: string | null;
-  readonly status: number | null;
-  readonly client: string | null;
   readonly reason: string | null;
-}
+};
 
 interface AuditRow {
   id: number;
