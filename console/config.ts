@@ -24,7 +24,7 @@ Options (or the same keys in --config FILE, camelCase):
   --public-url URL          how users and Defenders reach this Console (default https://<hostname>:<port>)
   --tls-names NAMES         extra DNS names/IPs for the Console's certificate, comma-separated
   --session-ttl SECONDS     API session lifetime (default 3600)
-  --cert-max-lifetime SECS  longest user certificate lifetime (default 86400)
+  --cert-max-lifetime SECS  longest user certificate lifetime (default 86400, at least 10)
   --install-token-ttl SECS  how long a certificate install command stays usable (default 600)
   --config FILE             read options from a YAML file
   -h, --help                show this help
@@ -40,7 +40,8 @@ const schema = z.strictObject({
   publicUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).optional(),
   tlsNames: z.string().default(''),
   sessionTtl: z.coerce.number().int().min(60).max(7 * 86400).default(3600),
-  certMaxLifetime: z.coerce.number().int().min(60).max(366 * 86400).default(86400),
+  // Seconds are allowed so renewal can be exercised end to end (the companion renews at about 2/3 of the lifetime).
+  certMaxLifetime: z.coerce.number().int().min(10).max(366 * 86400).default(86400),
   installTokenTtl: z.coerce.number().int().min(1).max(86400).default(600),
 });
 
