@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { ACTIONS } from '../docker/route-table.js';
+import { secretRef, secretRuleSchema } from '../secrets/secret-rules.js';
 
 const pem = (label: string) => z.string().max(16_384).regex(new RegExp(`-----BEGIN ${label}-----`), `must be a PEM ${label}`);
 
@@ -69,6 +70,15 @@ const accessRuleWire = z.strictObject({
   actions: z.array(z.string()),
 });
 
+/** One secret's current value, by (store, path, key). */
+export const secretValue = z.strictObject({
+  store: secretRef.shape.store,
+  path: secretRef.shape.path,
+  key: secretRef.shape.key,
+  value: z.string().max(1024 * 1024),
+});
+export type SecretValue = z.infer<typeof secretValue>;
+
 export const policySnapshot = z.strictObject({
   version: z.number().int().positive(),
   issuedAt: z.string(),
@@ -77,6 +87,16 @@ export const policySnapshot = z.strictObject({
   /** Serials (lowercase hex) of revoked certificates that have not expired yet. */
   revokedSerials: z.array(z.string().regex(/^[0-9a-f]+$/)),
   listener: listenerConfig,
+  /**
+   * The secret rules whose hosts match this Defender, in order, and the values they need: only those, never
+   * another host's. Values travel inside the mTLS channel and are kept encrypted at rest on both ends.
+   */
+  secrets: z
+    .strictObject({
+      rules: z.array(secretRuleSchema),
+      values: z.array(secretValue),
+    })
+    .default({ rules: [], values: [] }),
 });
 export type PolicySnapshot = z.infer<typeof policySnapshot>;
 
