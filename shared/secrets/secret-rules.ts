@@ -98,7 +98,7 @@ export function validateSecretRules(input: unknown): SecretRule[] {
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const unknown = issue.code === 'unrecognized_keys';
-        problems.push({ rule: name || null, index, field: unknown || !issue.path.length ? null : issue.path.map(String).join('.'), line: null, message: unknown ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message });
+        problems.push({ rule: name || null, index, field: issue.path.length ? issue.path.map(String).join('.') : null, line: null, message: unknown ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message });
       }
       return;
     }
