@@ -1,0 +1,51 @@
+import { describe, expect, test } from 'vitest';
+import { decideLeak, decideSharing, leakPathOf, sharedContainers } from './leak-paths.js';
+import { SECRET_LABELS } from './secret-labels.js';
+
+const labels = (rules: string, allow = '') => ({ [SECRET_LABELS.rules]: rules, [SECRET_LABELS.allow]: allow, other: 'x' });
+
+describe('leak paths', () => {
+  test.each([
+    ['container_commit', 'commit'],
+    ['container_export', 'export'],
+    ['container_archive', 'copy'],
+    ['container_archive_head', 'copy'],
+    ['container_copyfiles', 'copy'],
+    ['container_inspect', null],
+    ['container_extract', null],
+    ['constructor', null],
+  ])('%s → %s', (action, path) => expect(leakPathOf(action)).toBe(path));
+
+  test.each([
+    ['commit denied', 'container_commit', labels('db'), /The command 'container_commit' \(docker commit\) is denied: the container carries secrets injected by secret rule 'db', and it does not allow 'commit'/],
+    ['export denied', 'container_export', labels('db', 'copy'), /'container_export' \(docker export\) is denied/],
+    ['archive denied', 'container_archive', labels('db', 'commit,export'), /\(docker cp\) is denied/],
+    ['archive HEAD denied', 'container_archive_head', labels('db'), /docker cp/],
+    ['several rules', 'container_commit', labels('db,tls'), /secret rule 'db', 'tls', and not every one of them allows 'commit'/],
+  ])('%s', (_what, action, l, message) => {
+    const d = decideLeak(action, l);
+    expect(d.allowed).toBe(false);
+    if (!d.allowed) expect(d.message).toMatch(message);
+  });
+
+  test.each([
+    ['allowed by the rules', 'container_archive', labels('db', 'copy')],
+    ['commit allowed', 'container_commit', labels('db', 'commit,copy')],
+    ['unmarked', 'container_commit', { a: 'b' }],
+    ['no labels', 'container_export', null],
+    ['not a leak path', 'container_inspect', labels('db')],
+  ])('allowed: %s', (_what, action, l) => expect(decideLeak(action, l).allowed).toBe(true));
+
+  test.each([
+    [{ HostConfig: { VolumesFrom: ['a', 'b:ro', 'c:rw'] } }, ['a', 'b', 'c']],
+    [{ hostconfig: { volumesfrom: ['a'], pidmode: 'container:db' } }, ['a', 'db']],
+    [{ HostConfig: { PidMode: 'host' } }, []],
+    [{}, []],
+  ])('sharedContainers %j', (body, refs) => expect(sharedContainers(body)).toEqual(refs));
+
+  test('sharing a marked container is denied unless copy is allowed', () => {
+    expect(decideSharing('db1', labels('db'))).toMatchObject({ allowed: false, message: expect.stringMatching(/sharing the mounts or processes of 'db1' is denied/) });
+    expect(decideSharing('db1', labels('db', 'copy')).allowed).toBe(true);
+    expect(decideSharing('db1', {}).allowed).toBe(true);
+  });
+});
