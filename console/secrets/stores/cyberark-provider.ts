@@ -12,8 +12,8 @@
  * - testConnection queries an object that cannot exist: "not found" (APPAP004E) proves that CCP is there and
  *   accepted the application for the Safe; an authentication error says what to fix.
  */
-import type { Agent } from 'node:https';
-import { storeRequest, tlsAgent, type JsonResponse } from './http-json.js';
+import type { Agent as HttpAgent } from 'node:http';
+import { connectionAgent, storeRequest, type JsonResponse } from './http-json.js';
 import type { SecretProvider, SecretRef } from './secret-provider.js';
 import type { StoreConfigOf } from './store-config.js';
 import { StoreError } from './store-error.js';
@@ -27,13 +27,13 @@ export class CyberArkProvider implements SecretProvider {
   readonly kind = 'cyberark' as const;
   readonly #config: CyberArkConfig;
   readonly #timeoutMs: number;
-  readonly #agent: Agent | undefined;
+  readonly #agent: HttpAgent;
   readonly #address: string;
 
   constructor(config: CyberArkConfig, timeoutMs: number) {
     this.#config = config;
     this.#timeoutMs = timeoutMs;
-    this.#agent = tlsAgent(config);
+    this.#agent = connectionAgent(new URL(config.url), config);
     this.#address = new URL(config.url).origin;
   }
 
@@ -51,7 +51,7 @@ export class CyberArkProvider implements SecretProvider {
   }
 
   close(): void {
-    this.#agent?.destroy();
+    this.#agent.destroy();
   }
 
   #query(path: string, signal: AbortSignal | undefined): Promise<JsonResponse> {

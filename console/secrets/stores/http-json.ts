@@ -26,7 +26,7 @@ export interface TlsMaterial {
 
 /**
  * An https Agent trusting the public roots plus `caPem`, presenting the client certificate if any; undefined when
- * there is nothing to add (the default agent is right then).
+ * there is nothing to add (the SDK's own agent is right then).
  */
 export function tlsAgent(tls: TlsMaterial): HttpsAgent | undefined {
   if (!tls.caPem && !tls.clientCertPem) return undefined;
@@ -35,6 +35,11 @@ export function tlsAgent(tls: TlsMaterial): HttpsAgent | undefined {
     ...(tls.caPem ? { ca: [...rootCertificates, tls.caPem] } : {}),
     ...(tls.clientCertPem ? { cert: tls.clientCertPem, key: tls.clientKeyPem } : {}),
   });
+}
+
+/** A provider's own connection pool for `address` (closed with the provider), with the TLS material if any. */
+export function connectionAgent(address: URL, tls: TlsMaterial): HttpsAgent | HttpAgent {
+  return address.protocol === 'https:' ? (tlsAgent(tls) ?? new HttpsAgent({ keepAlive: true })) : new HttpAgent({ keepAlive: true });
 }
 
 export interface JsonResponse {

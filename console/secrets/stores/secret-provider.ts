@@ -22,7 +22,8 @@ export interface SecretRef {
 }
 
 export interface SecretProvider {
-  readonly kind: StoreKind;
+  /** The store kind; `builtin` is the Console's own store (console/secrets/builtin-store.ts). */
+  readonly kind: StoreKind | 'builtin';
   /** The value of one secret: `path` names the secret in the store; `key` picks one field of a structured secret (Vault KV data, a JSON secret, CyberArk's properties); without `key` a plain value is returned, and a structured one is an error saying which keys exist. */
   fetch(ref: { path: string; key?: string }, signal?: AbortSignal): Promise<string>;
   /** Checks address, credentials and permissions; throws StoreError saying exactly what failed. */

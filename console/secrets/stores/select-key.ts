@@ -27,7 +27,7 @@ function keyList(fields: Record<string, unknown>): string {
 }
 
 /** The value of `key` in a structured secret. */
-export function selectField(kind: StoreKind, path: string, fields: Record<string, unknown>, key: string | undefined): string {
+export function selectField(kind: StoreKind | 'builtin', path: string, fields: Record<string, unknown>, key: string | undefined): string {
   if (key === undefined) throw new StoreError('no_such_key', kind, `secret '${path}' holds several values (${keyList(fields)}): name the one to use with key`);
   if (!Object.hasOwn(fields, key)) throw new StoreError('no_such_key', kind, `the key '${key}' is not in secret '${path}' (${keyList(fields)})`);
   const value = fields[key];
@@ -35,7 +35,7 @@ export function selectField(kind: StoreKind, path: string, fields: Record<string
 }
 
 /** The value of a secret stored as a string: itself, or with `key` one field of the JSON object it holds. */
-export function selectFromText(kind: StoreKind, path: string, text: string, key: string | undefined): string {
+export function selectFromText(kind: StoreKind | 'builtin', path: string, text: string, key: string | undefined): string {
   const fields = parseJsonObject(text);
   if (fields === undefined) {
     if (key !== undefined) throw new StoreError('no_such_key', kind, `secret '${path}' is a plain value, not a JSON object, so it has no key '${key}': leave key empty`);

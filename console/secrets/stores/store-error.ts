@@ -25,7 +25,7 @@ const STATUS: Record<StoreErrorCode, number> = {
 export class StoreError extends DrawbridgeError {
   override readonly name = 'StoreError';
   declare readonly code: StoreErrorCode;
-  constructor(code: StoreErrorCode, readonly kind: StoreKind, message: string) {
+  constructor(code: StoreErrorCode, readonly kind: StoreKind | 'builtin', message: string) {
     super(code, `${kind}: ${message}`, STATUS[code], true);
   }
 }

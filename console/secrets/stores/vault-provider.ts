@@ -10,8 +10,8 @@
  * - A 403 is told apart: token rejected (auth) versus token valid but not allowed to read (forbidden), by asking
  *   `GET /v1/auth/token/lookup-self`.
  */
-import type { Agent } from 'node:https';
-import { storeRequest, tlsAgent, type JsonResponse } from './http-json.js';
+import type { Agent as HttpAgent } from 'node:http';
+import { connectionAgent, storeRequest, type JsonResponse } from './http-json.js';
 import type { SecretProvider, SecretRef } from './secret-provider.js';
 import type { StoreConfigOf } from './store-config.js';
 import { StoreError } from './store-error.js';
@@ -26,14 +26,14 @@ export class VaultProvider implements SecretProvider {
   readonly kind = 'vault' as const;
   readonly #config: VaultConfig;
   readonly #timeoutMs: number;
-  readonly #agent: Agent | undefined;
+  readonly #agent: HttpAgent;
   readonly #address: string;
   #token: string | undefined;
 
   constructor(config: VaultConfig, timeoutMs: number) {
     this.#config = config;
     this.#timeoutMs = timeoutMs;
-    this.#agent = tlsAgent({ caPem: config.caPem });
+    this.#agent = connectionAgent(new URL(config.address), { caPem: config.caPem });
     this.#address = new URL(config.address).origin;
     if (config.auth.method === 'token') this.#token = config.auth.token;
   }
@@ -63,7 +63,7 @@ export class VaultProvider implements SecretProvider {
   }
 
   close(): void {
-    this.#agent?.destroy();
+    this.#agent.destroy();
   }
 
   async #read(path: string, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
@@ -91,7 +91,7 @@ export class VaultProvider implements SecretProvider {
     if (this.#config.namespace) headers['x-vault-namespace'] = this.#config.namespace;
     if (authenticated) headers['x-vault-token'] = this.#token ?? (await this.#login(signal));
     const res = await storeRequest(this.kind, this.#address, new URL(path, this.#address), { method, headers, body, agent: this.#agent }, this.#timeoutMs, signal);
-    if (res.status === 503 && path !== '/v1/sys/health') throw new StoreError('unreachable', this.kind, `Vault at ${this.#address} is sealed or unavailable (HTTP 503)`);
+    if (res.status === 503 && !path.startsWith('/v1/sys/health')) throw new StoreError('unreachable', this.kind, `Vault at ${this.#address} is sealed or unavailable (HTTP 503)`);
     return res;
   }
 
@@ -116,7 +116,7 @@ export class VaultProvider implements SecretProvider {
   }
 
   #tokenRejected(): StoreError {
-    return new StoreError('auth', this.kind, `Vault at ${this.#address} rejected the token: check the token (it may have expired or been revoked)${this.#config.namespace ? ` and the namespace '${this.#config.namespace}'` : ''}`);
+    return new StoreError('auth', this.kind, `Vault at ${this.#address} rejected the token: check the token (it may have expired or been revoked)${this.#config.namespace ? ` and the namespace '${this.#config.namespace}'` : ', and whether it lives in a Vault Enterprise namespace that must be configured'}`);
   }
 
   #who(): string {
