@@ -21,6 +21,7 @@ import type { AuditLog } from './audit-log.js';
 import { defenderErrors } from './errors.js';
 import type { Logger } from './log.js';
 import type { DefenderMetrics } from './metrics.js';
+import type { AuditSecrets, SecretsGuard } from './secrets/secrets-guard.js';
 
 export interface DefenderContext {
   readonly hostName: string;
@@ -32,6 +33,8 @@ export interface DefenderContext {
   policy(): Policy | null;
   /** Whether a client certificate serial (lowercase hex, no leading zeros) is revoked; absent → none is. */
   isRevoked?(serial: string): boolean;
+  /** Secret injection, redaction and leak-path checks (console mode); absent → none. */
+  readonly secrets?: SecretsGuard;
 }
 
 export type Authorization =
@@ -107,7 +110,7 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Au
 }
 
 /** Writes the one audit line and counts the request. */
-export function record(ctx: DefenderContext, req: IncomingMessage, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError }, startedAt: number): void {
+export function record(ctx: DefenderContext, req: IncomingMessage, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError; secrets?: AuditSecrets }, startedAt: number): void {
   const action = auth.ok ? auth.classification.action : auth.action;
   const decision = outcome.error === undefined ? 'allow' : auth.ok || auth.decision === null ? 'reject' : 'deny';
   const d = auth.ok ? auth.decision : auth.decision;
@@ -125,6 +128,7 @@ export function record(ctx: DefenderContext, req: IncomingMessage, auth: Authori
     status: outcome.status,
     client: req.socket.remoteAddress ?? null,
     ...(decision === 'reject' && outcome.error ? { reason: outcome.error.message.replace(/^\[Drawbridge\] /, '') } : {}),
+    ...(outcome.secrets ? { secrets: outcome.secrets } : {}),
   });
   ctx.metrics.countRequest(action, decision);
   ctx.metrics.observeLatency((performance.now() - startedAt) / 1000);

@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -55,6 +56,9 @@ From a Console (instead of the four above):
   --re-enroll            enrol again with --join-token, replacing the saved keys and certificates
   --socket-group GROUP   group of the UNIX socket when the Console picks one (mode 0660; default: the
                          Defender's own group)
+  --secrets-dir DIR      where file secrets live on the host, in memory: a tmpfs the Defender mounts there, or
+                         (when it may not mount) a directory on /dev/shm (default /dev/shm/drawbridge-secrets-<id of
+                         --state>)
 `;
 
 const hostPort = z
@@ -86,6 +90,7 @@ const configSchema = z.strictObject({
   addresses: z.array(z.string().trim().min(1).max(253)).max(30).default([]),
   reEnroll: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
   socketGroup: z.string().regex(/^([a-z_][a-z0-9_.-]{0,31}\$?|\d+)$/i, 'must be a group name or a numeric gid').optional(),
+  secretsDir: z.string().regex(/^\/./, 'must be an absolute path').optional(),
 });
 
 type ParsedConfig = z.infer<typeof configSchema>;
@@ -124,6 +129,8 @@ export interface ConsoleModeConfig extends CommonConfig {
   /** A local copy of the audit, only when asked for. */
   readonly auditLog: string | undefined;
   readonly socketGroup: string | undefined;
+  /** The in-memory base directory of file secrets. */
+  readonly secretsDir: string;
 }
 
 export type DefenderConfig = FileModeConfig | ConsoleModeConfig;
@@ -132,12 +139,12 @@ const FLAG_TO_KEY: Record<string, keyof ParsedConfig> = {
   listen: 'listen', docker: 'docker', 'tls-ca': 'tlsCa', 'tls-cert': 'tlsCert', 'tls-key': 'tlsKey', rules: 'rules',
   'host-name': 'hostName', 'audit-log': 'auditLog', metrics: 'metrics', 'max-body': 'maxBody', 'shutdown-timeout': 'shutdownTimeout',
   console: 'console', 'join-token': 'joinToken', 'console-ca': 'consoleCa', 'console-pin': 'consolePin', state: 'state', address: 'addresses',
-  're-enroll': 'reEnroll', 'socket-group': 'socketGroup',
+  're-enroll': 'reEnroll', 'socket-group': 'socketGroup', 'secrets-dir': 'secretsDir',
 };
 const MULTIPLE_FLAGS = new Set(['address']);
 const BOOLEAN_FLAGS = new Set(['re-enroll']);
 const FILE_MODE_KEYS = ['tlsCa', 'tlsCert', 'tlsKey', 'rules'] as const;
-const CONSOLE_MODE_KEYS = ['joinToken', 'consoleCa', 'consolePin', 'state', 'addresses', 'reEnroll', 'socketGroup'] as const;
+const CONSOLE_MODE_KEYS = ['joinToken', 'consoleCa', 'consolePin', 'state', 'addresses', 'reEnroll', 'socketGroup', 'secretsDir'] as const;
 const REQUIRED_IN_FILE_MODE: Record<(typeof FILE_MODE_KEYS)[number], string> = {
   tlsCa: 'is required (the CA that signs client certificates)',
   tlsCert: "is required (the Defender's server certificate)",
@@ -152,6 +159,14 @@ function keyToFlag(key: string): string {
 /** Where a console-mode Defender keeps its state unless told: a system path as root, the home directory otherwise. */
 export function defaultStateDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/drawbridge/defender' : join(homedir(), '.drawbridge', 'defender');
+}
+
+/**
+ * One Defender's file secrets directory unless told: on /dev/shm (in memory), named after its state directory, so
+ * two Defenders on one host never sweep each other's containers' secrets.
+ */
+export function defaultSecretsDir(state: string): string {
+  return join('/dev/shm', `drawbridge-secrets-${createHash('sha256').update(resolve(state)).digest('hex').slice(0, 12)}`);
 }
 
 function usageError(lines: readonly string[]): Error {
@@ -224,9 +239,11 @@ function toModeConfig(c: ParsedConfig, given: Record<string, unknown>): Defender
       ]);
     }
     if (c.reEnroll && c.joinToken === undefined) throw usageError(['--re-enroll needs --join-token (a new join token from the Console)']);
+    const state = c.state ?? defaultStateDir();
     return {
       mode: 'console', ...common, console: c.console.replace(/\/+$/, ''), joinToken: c.joinToken, consoleCa: c.consoleCa, consolePin: c.consolePin,
-      state: c.state ?? defaultStateDir(), addresses: c.addresses, reEnroll: c.reEnroll, hostName: c.hostName, auditLog: c.auditLog, socketGroup: c.socketGroup,
+      state, addresses: c.addresses, reEnroll: c.reEnroll, hostName: c.hostName, auditLog: c.auditLog, socketGroup: c.socketGroup,
+      secretsDir: c.secretsDir ?? defaultSecretsDir(state),
     };
   }
   const consoleOnly = CONSOLE_MODE_KEYS.filter(isGiven);

@@ -28,6 +28,7 @@ import type { Logger } from './log.js';
 import { DefenderMetrics } from './metrics.js';
 import { policyCache } from './policy-cache.js';
 import { startPolicySync } from './policy-sync.js';
+import { startSecrets } from './secrets/start-secrets.js';
 import { buildDefender, type DefenderServer } from './server.js';
 
 export interface RunningConsoleDefender {
@@ -78,6 +79,8 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
   const spool = openAuditSpool(join(config.state, 'audit'), { onError: (m) => log.error(m), seqFloor: enrolment.auditSeqFloor });
   const local = config.auditLog ? openAuditLog(config.auditLog, (err) => log.error('cannot write the audit log', { file: config.auditLog, error: err.message })) : null;
   const audit = local ? teeAudit(spool, local) : spool;
+  const upstream = dockerUpstream(config.docker);
+  const secrets = startSecrets({ config, hostName: enrolment.hostName, upstream, log, initial: enforced.snapshot });
   const ctx: DefenderContext = {
     hostName: enrolment.hostName,
     maxBody: config.maxBody,
@@ -86,8 +89,8 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
     log,
     policy: () => enforced.policy,
     isRevoked: (serial) => enforced.isRevoked(serial),
+    secrets: secrets.guard,
   };
-  const upstream = dockerUpstream(config.docker);
   const defender = buildDefender(ctx, upstream, { ca: enrolment.ca, cert: enrolment.serverCert, key: enrolment.serverKey });
   const listeners = listenerManager(defender, log, { socketGid });
   let metricsServer: Server | null = null;
@@ -99,6 +102,7 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
       await new Promise<void>((resolve, reject) => metricsServer!.once('error', reject).listen(m.port, m.host, resolve));
     }
   } catch (e) {
+    secrets.stop();
     await defender.close(0);
     await audit.close();
     throw defenderErrors.config(`cannot serve metrics: ${(e as Error).message}`);
@@ -109,6 +113,7 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
   const upload = startAuditUpload(spool, async (events) => link.send('POST', '/api/v1/defenders/audit', { events }, 30_000), log);
   const apply = async (snapshot: PolicySnapshot): Promise<void> => {
     enforced.apply(snapshot); // atomic: rules and revocations together
+    secrets.apply(snapshot);
     metrics.rules = snapshot.rules.length;
     metrics.countReload(true);
     log.info('policy applied', { version: snapshot.version, rules: snapshot.rules.length, revoked: snapshot.revokedSerials.length });
@@ -140,6 +145,7 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
     address: () => listeners.address,
     async stop() {
       sync.stop();
+      secrets.stop();
       metricsServer?.close();
       await defender.close(config.shutdownTimeout * 1000);
       await upload.stop();

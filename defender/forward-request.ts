@@ -15,6 +15,7 @@ import { authorizeRequest, record, type DefenderContext } from './authorize-requ
 import type { DockerUpstream } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
 import { checkFraming, checkJsonBody, readBody, type Framing } from './request-body.js';
+import type { SecretsStep } from './secrets/secrets-guard.js';
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -112,7 +113,17 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
       return;
     }
   }
-  record(ctx, req, auth, { status: null }, startedAt); // forwarded: dockerd answers
+  let step: SecretsStep | null = null;
+  try {
+    step = (await ctx.secrets?.prepare(auth.classification, req.url!, body)) ?? null;
+  } catch (err) {
+    const error = err as DrawbridgeError;
+    record(ctx, req, auth, { status: error.status, error }, startedAt);
+    sendDockerError(res, error, !req.complete);
+    return;
+  }
+  if (step?.body) body = step.body;
+  record(ctx, req, auth, { status: null, ...(step?.audit ? { secrets: step.audit } : {}) }, startedAt); // forwarded: dockerd answers
 
   const headers = endToEndHeaders(req.rawHeaders, req.headers);
   if (body !== null) {
@@ -131,6 +142,7 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   up.on('error', (err) => {
     if (done) return;
     done = true;
+    step?.settled?.(null);
     if (res.headersSent) res.destroy();
     else {
       ctx.log.error('cannot reach the Docker daemon', { docker: upstream.url, error: (err as NodeJS.ErrnoException).code ?? err.message });
@@ -138,6 +150,11 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
     }
   });
   up.on('response', (upRes) => {
+    step?.settled?.(upRes.statusCode ?? null);
+    if (step?.respond?.(upRes, res, endToEndHeaders(upRes.rawHeaders, upRes.headers, true))) {
+      upRes.once('end', () => (done = true));
+      return;
+    }
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEndHeaders(upRes.rawHeaders, upRes.headers, true));
     ctx.metrics.activeStreams++;
     let bodyStarted = false;

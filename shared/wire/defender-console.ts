@@ -129,6 +129,13 @@ export const auditEventWire = z.strictObject({
   status: z.number().int().nullable(),
   client: z.string().max(128).nullable(),
   reason: z.string().max(1024).optional(),
+  /** Requests that injected secrets or were decided by secret rules: the rule and secret names, never a value. */
+  secrets: z
+    .strictObject({
+      rules: z.array(z.string().max(100)).max(100),
+      names: z.array(z.string().max(128)).max(1000),
+    })
+    .optional(),
 });
 export type AuditEventWire = z.infer<typeof auditEventWire>;
 

@@ -1,0 +1,72 @@
+/**
+ * What the Defender asks dockerd itself (over its own upstream connection, never as a user): a container's labels
+ * and state, and the containers that carry secret markers. Answers are bounded; a lookup that fails throws, and
+ * callers fail closed.
+ */
+import type { IncomingMessage } from 'node:http';
+import { SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
+import type { DockerUpstream } from '../docker-upstream.js';
+
+const MAX_ANSWER = 8 * 1024 * 1024;
+const TIMEOUT_MS = 15_000;
+
+export interface ContainerFacts {
+  readonly id: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly running: boolean;
+}
+
+/** GET `path` from dockerd → status and parsed JSON (null body for non-JSON). */
+export function upstreamJson(upstream: DockerUpstream, path: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = upstream.request('GET', path, ['Host', 'docker']);
+    const timer = setTimeout(() => req.destroy(new Error(`dockerd did not answer ${path.split('?')[0]} in time`)), TIMEOUT_MS);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.on('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER) req.destroy(new Error('the answer from dockerd is too large'));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        let body: unknown = null;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on('error', reject);
+    });
+    req.end();
+  });
+}
+
+function facts(raw: Record<string, any>): ContainerFacts {
+  const labels = (raw.Config?.Labels ?? raw.Labels ?? {}) as Record<string, string>;
+  const running = raw.State && typeof raw.State === 'object' ? raw.State.Running === true : raw.State === 'running' || raw.State === 'paused';
+  return { id: String(raw.Id ?? ''), labels, running };
+}
+
+/** The container named or id-prefixed `ref`, as dockerd resolves it; null when dockerd knows none (404). */
+export async function lookupContainer(upstream: DockerUpstream, ref: string): Promise<ContainerFacts | null> {
+  const { status, body } = await upstreamJson(upstream, `/containers/${encodeURIComponent(ref)}/json`);
+  if (status === 404) return null;
+  if (status !== 200 || typeof body !== 'object' || body === null) throw new Error(`dockerd answered ${status} to a container lookup`);
+  return facts(body as Record<string, any>);
+}
+
+/** Every container (running or not) that carries a secret directory marker. */
+export async function listMarkedContainers(upstream: DockerUpstream): Promise<ContainerFacts[]> {
+  const filters = encodeURIComponent(JSON.stringify({ label: [SECRET_LABELS.instance] }));
+  const { status, body } = await upstreamJson(upstream, `/containers/json?all=1&filters=${filters}`);
+  if (status !== 200 || !Array.isArray(body)) throw new Error(`dockerd answered ${status} to a container list`);
+  return (body as Record<string, any>[]).map(facts);
+}

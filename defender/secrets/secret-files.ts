@@ -1,0 +1,118 @@
+/**
+ * The host side of file secrets: one directory per container (named by its marker `instance` id) under a base
+ * directory that lives in memory, bind-mounted read-only at /run/secrets by dockerd.
+ *
+ * - In memory only: the base is a tmpfs the Defender mounts itself (`mode=0700,nosuid,nodev,noexec`, size-capped)
+ *   when it may mount, else a private directory on a filesystem that already is in memory (/dev/shm). A base on
+ *   anything else (a disk) is refused: file secrets are then unavailable and creates that need them fail closed.
+ *   A tmpfs already mounted there (a Defender restart) is reused, never mounted over: running containers' binds
+ *   point into it.
+ * - The base is root-owned 0700, so no host user but root can reach a container's directory; each container's
+ *   directory is 0755 (inside the container /run/secrets is listable) and each file 0400 (root only) or 0444 (all
+ *   users), as its rule says. Permissions inside the container are checked against the container's own path, so
+ *   the base's 0700 does not hide the files from the container.
+ * - Files are written whole: a temp file (final mode from the start) inside the container's directory, then a
+ *   rename, so a running container sees the old or the new value through its directory mount, never half of one.
+ * - Instance ids are checked against INSTANCE_ID before they become a path.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, chmodSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FileSecret } from '../../shared/secrets/inject-secrets.js';
+import { INSTANCE_ID } from '../../shared/secrets/secret-labels.js';
+import type { Logger } from '../log.js';
+
+const IN_MEMORY_FS = new Set(['tmpfs', 'ramfs']);
+const TMPFS_OPTIONS = 'mode=0700,nosuid,nodev,noexec,size=64m';
+
+export interface SecretFiles {
+  /** The base directory, and how it is held in memory. */
+  readonly base: string;
+  readonly kind: 'tmpfs' | 'shm';
+  hostDir(instance: string): string;
+  /** Creates or refreshes the container's directory with exactly `files`. */
+  write(instance: string, files: readonly FileSecret[]): void;
+  remove(instance: string): void;
+  /** The instance directories present now. */
+  instances(): string[];
+}
+
+/** The mount that holds `path`: its mount point and filesystem type (from /proc/self/mountinfo). */
+export function mountOf(path: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): { point: string; fsType: string } | null {
+  let best: { point: string; fsType: string } | null = null;
+  for (const line of mountinfo.split('\n')) {
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-');
+    if (fields.length < 10 || sep < 0) continue;
+    const point = fields[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const inside = point === '/' || path === point || path.startsWith(`${point}/`);
+    if (inside && (best === null || point.length >= best.point.length)) best = { point, fsType: fields[sep + 1]! };
+  }
+  return best;
+}
+
+function instanceDir(base: string, instance: string): string {
+  if (!INSTANCE_ID.test(instance)) throw new Error('invalid secret instance id');
+  return join(base, instance);
+}
+
+/** Prepares the base directory (see the header); throws when no in-memory place can be had. */
+export function openSecretFiles(baseDir: string, log: Logger): SecretFiles {
+  const base = resolve(baseDir);
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  let kind: 'tmpfs' | 'shm';
+  const current = mountOf(base);
+  if (current?.point === base && IN_MEMORY_FS.has(current.fsType)) {
+    kind = 'tmpfs';
+  } else {
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', TMPFS_OPTIONS, 'drawbridge-secrets', base], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+      kind = 'tmpfs';
+    } catch (e) {
+      const holder = mountOf(base);
+      if (!holder || !IN_MEMORY_FS.has(holder.fsType)) {
+        throw new Error(`cannot mount a tmpfs at ${base} (${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}) and it is not on an in-memory filesystem; give a directory under /dev/shm`);
+      }
+      kind = 'shm';
+    }
+  }
+  chmodSync(base, 0o700);
+  if (process.getuid?.() !== 0) log.warn('file secrets: the Defender is not root, so secret files belong to its own user, not root', { dir: base });
+  if ((statSync(base).mode & 0o077) !== 0) throw new Error(`${base} must be private (0700)`);
+  log.info('file secrets are kept in memory', { dir: base, kind });
+
+  const writeOne = (dir: string, file: FileSecret): void => {
+    const temp = join(dir, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
+    const fd = openSync(temp, 'wx', file.mode);
+    try {
+      fchmodSync(fd, file.mode); // the umask must not loosen or tighten the rule's mode
+      const bytes = Buffer.from(file.value, 'utf8');
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    } catch (err) {
+      closeSync(fd);
+      rmSync(temp, { force: true });
+      throw err;
+    }
+    closeSync(fd);
+    renameSync(temp, join(dir, file.name));
+  };
+
+  return {
+    base,
+    kind,
+    hostDir: (instance) => instanceDir(base, instance),
+    write(instance, files) {
+      const dir = instanceDir(base, instance);
+      mkdirSync(dir, { mode: 0o755, recursive: true });
+      chmodSync(dir, 0o755);
+      for (const f of files) writeOne(dir, f);
+      const wanted = new Set(files.map((f) => f.name));
+      for (const name of readdirSync(dir)) if (!wanted.has(name) && !name.startsWith('.')) rmSync(join(dir, name), { force: true });
+    },
+    remove(instance) {
+      rmSync(instanceDir(base, instance), { recursive: true, force: true });
+    },
+    instances: () => readdirSync(base).filter((n) => INSTANCE_ID.test(n)),
+  };
+}
