@@ -4,6 +4,7 @@
  * part's public entry (`defender/index.ts`, later `console/index.ts`), so the desktop app never bundles servers.
  */
 import 'reflect-metadata'; // @peculiar/x509 (certificates) resolves its providers through tsyringe, which needs it first
+import { COMPANION_USAGE, isCompanionCommand, runCompanionCommand } from './companion-commands.js';
 
 const USAGE = `Usage: drawbridge <command> [options]
 
@@ -12,11 +13,14 @@ Commands:
   console     run the Console: users, certificates, rules, Defender enrolment
   help        show this help
 
+On a developer's machine (the companion):
+${COMPANION_USAGE}
 Run 'drawbridge <command> --help' for a command's options.
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (isCompanionCommand(command)) return runCompanionCommand(command, rest);
   switch (command) {
     case 'defender': {
       const { runDefender } = await import('../../defender/index.js');
