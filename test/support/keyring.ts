@@ -30,6 +30,13 @@ export interface ShellResult {
   readonly stderr: string;
 }
 
+export interface KeyringSession {
+  readonly env: NodeJS.ProcessEnv;
+  /** The same environment with no D-Bus to reach (no keychain). */
+  readonly envWithoutKeychain: NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
 export interface KeyringHome {
   /** Throwaway HOME and XDG_RUNTIME_DIR under one temp dir. */
   readonly dir: string;
@@ -39,6 +46,11 @@ export interface KeyringHome {
   runWithKeychain(script: string, env?: NodeJS.ProcessEnv): Promise<ShellResult>;
   /** Runs `script` where no D-Bus (so no Secret Service) can be reached. */
   runWithoutKeychain(script: string, env?: NodeJS.ProcessEnv): Promise<ShellResult>;
+  /**
+   * A desktop-like session for many commands: one private D-Bus session with gnome-keyring unlocked, kept until
+   * `stop()`; `env` is what a process needs to use it (HOME, XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS).
+   */
+  startSession(): Promise<KeyringSession>;
   /** The companion's secret store in the compiled child, with or without the keychain. */
   child(request: KeyringChildRequest, where: 'keychain' | 'no-dbus'): Promise<KeyringChildResponse>;
   remove(): Promise<void>;
@@ -132,6 +144,33 @@ export async function createKeyringHome(): Promise<KeyringHome> {
     runtimeDir,
     runWithKeychain: withKeychain,
     runWithoutKeychain: withoutKeychain,
+    async startSession() {
+      const script = `eval "$(printf %s "$KEYRING_PASSWORD" | gnome-keyring-daemon --unlock --components=secrets)"\n${WAIT_FOR_SECRET_SERVICE}\necho "BUS=$DBUS_SESSION_BUS_ADDRESS"\nexec sleep 100000`;
+      const child = spawn('dbus-run-session', ['--', 'sh', '-c', script], { env: { ...base(), KEYRING_PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+      const bus = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no keyring session in 20 s: ${err}`)), 20_000);
+        child.stdout.setEncoding('utf8').on('data', (s: string) => {
+          out += s;
+          const m = /BUS=(\S+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`the keyring session ended (${code}): ${err}`)));
+      });
+      return {
+        env: { ...base(), DBUS_SESSION_BUS_ADDRESS: bus },
+        envWithoutKeychain: { ...base(), DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` },
+        async stop() {
+          child.kill('SIGTERM');
+          await killLeftovers(home);
+        },
+      };
+    },
     async child(request, where) {
       if (!existsSync(KEYRING_CHILD)) throw new Error(`${KEYRING_CHILD} is missing: run \`npx tsc -b\` first`);
       const script = 'exec "$NODE" "$CHILD" "$REQUEST"';

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createHash, X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import * as client from 'openid-client';
 
 /** A Fetch API function for openid-client that verifies the server against `ca` (and nothing else). */
@@ -84,4 +85,16 @@ export function loopbackReceiver(host: '127.0.0.1' | '::1' = '127.0.0.1'): Promi
 export function spkiPin(certPem: string): string {
   const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64');
+}
+
+/** The base64 SHA-256 of the SPKI of the certificate a TLS server on 127.0.0.1:`port` serves (Chromium's form; prefix `sha256//` for curl's and `drawbridge login --pin`). */
+export function servedSpkiPin(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const pin = spkiPin(new X509Certificate(socket.getPeerCertificate().raw).toString());
+      socket.end();
+      resolve(pin);
+    });
+    socket.on('error', reject);
+  });
 }
