@@ -19,6 +19,9 @@ Options (or the same keys in --config FILE, camelCase):
   --data DIR                data directory (default ~/.drawbridge/console)
   --master-key-file FILE    the key that encrypts sensitive data at rest, mode 0600, created on first start
                             (default ~/.config/drawbridge/console-master.key; or DRAWBRIDGE_MASTER_KEY=base64)
+  --previous-master-key-file FILE
+                            the master key before a rotation: values sealed with it are sealed again with
+                            the current key at start (or DRAWBRIDGE_PREVIOUS_MASTER_KEY=base64)
   --admin-password PW       password of the first admin 'admin' (or DRAWBRIDGE_ADMIN_PASSWORD; otherwise a
                             one-time password is printed on first start)
   --public-url URL          how users and Defenders reach this Console (default https://<hostname>:<port>)
@@ -26,6 +29,8 @@ Options (or the same keys in --config FILE, camelCase):
   --session-ttl SECONDS     API session lifetime (default 3600)
   --cert-max-lifetime SECS  longest user certificate lifetime (default 86400, at least 10)
   --install-token-ttl SECS  how long a certificate install command stays usable (default 600)
+  --secret-sync-interval S  re-fetch every secret from its store this often (default 3600; 0 turns it off;
+                            POST /api/v1/secrets/refresh fetches at once)
   --config FILE             read options from a YAML file
   -h, --help                show this help
 `;
@@ -36,6 +41,7 @@ const schema = z.strictObject({
   listen: hostPort.default('0.0.0.0:8083'),
   data: z.string().min(1).default(() => join(homedir(), '.drawbridge', 'console')),
   masterKeyFile: z.string().min(1).default(() => join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'drawbridge', 'console-master.key')),
+  previousMasterKeyFile: z.string().min(1).optional(),
   adminPassword: z.string().min(12, 'must be at least 12 characters').optional(),
   publicUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).optional(),
   tlsNames: z.string().default(''),
@@ -43,13 +49,15 @@ const schema = z.strictObject({
   // Seconds are allowed so renewal can be exercised end to end (the companion renews at about 2/3 of the lifetime).
   certMaxLifetime: z.coerce.number().int().min(10).max(366 * 86400).default(86400),
   installTokenTtl: z.coerce.number().int().min(1).max(86400).default(600),
+  secretSyncInterval: z.coerce.number().int().min(0).max(30 * 86400).default(3600),
 });
 
-export type ConsoleConfig = z.infer<typeof schema> & { readonly publicUrl: string; readonly masterKeyEnv: string | undefined };
+export type ConsoleConfig = z.infer<typeof schema> & { readonly publicUrl: string; readonly masterKeyEnv: string | undefined; readonly previousMasterKeyEnv: string | undefined };
 
 const FLAGS: Record<string, keyof z.infer<typeof schema>> = {
-  listen: 'listen', data: 'data', 'master-key-file': 'masterKeyFile', 'admin-password': 'adminPassword', 'public-url': 'publicUrl',
+  listen: 'listen', data: 'data', 'master-key-file': 'masterKeyFile', 'previous-master-key-file': 'previousMasterKeyFile', 'admin-password': 'adminPassword', 'public-url': 'publicUrl',
   'tls-names': 'tlsNames', 'session-ttl': 'sessionTtl', 'cert-max-lifetime': 'certMaxLifetime', 'install-token-ttl': 'installTokenTtl',
+  'secret-sync-interval': 'secretSyncInterval',
 };
 
 export function parseConsoleConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ConsoleConfig | null {
@@ -82,5 +90,5 @@ export function parseConsoleConfig(argv: readonly string[], env: NodeJS.ProcessE
     throw consoleErrors.config(`${lines.join('\n')}\nRun 'drawbridge console --help' for the options.`);
   }
   const port = Number(result.data.listen.slice(result.data.listen.lastIndexOf(':') + 1));
-  return { ...result.data, publicUrl: result.data.publicUrl ?? `https://${hostname()}:${port}`, masterKeyEnv: env.DRAWBRIDGE_MASTER_KEY };
+  return { ...result.data, publicUrl: result.data.publicUrl ?? `https://${hostname()}:${port}`, masterKeyEnv: env.DRAWBRIDGE_MASTER_KEY, previousMasterKeyEnv: env.DRAWBRIDGE_PREVIOUS_MASTER_KEY };
 }

@@ -6,6 +6,7 @@ import type { Db } from './db/database.js';
 import type { SessionStore } from './auth/session-store.js';
 import type { UserStore } from './auth/user-store.js';
 import type { PolicyClock } from './policy/policy-clock.js';
+import type { SecretsService } from './secrets/secrets-service.js';
 
 export interface ConsoleLog {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -20,6 +21,7 @@ export interface ConsoleContext {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly policy: PolicyClock;
+  readonly secrets: SecretsService;
   readonly log: ConsoleLog;
   /** The SHA-256 pin of the Console's TLS public key, as curl's --pinnedpubkey takes it (`sha256//…`). */
   readonly tlsPin: string;

@@ -14,12 +14,15 @@ import { UserStore } from './auth/user-store.js';
 import { ConsoleCa } from './ca/console-ca.js';
 import { CONSOLE_USAGE, parseConsoleConfig, type ConsoleConfig } from './config.js';
 import type { ConsoleContext, ConsoleLog } from './context.js';
-import { loadMasterKey, type MasterKey } from './crypto/master-key.js';
+import { loadMasterKey, readKeyFile, type MasterKey } from './crypto/master-key.js';
+import { resealAll } from './crypto/reseal.js';
 import { nowIso, openDatabase, type Db } from './db/database.js';
 import { PolicyClock } from './policy/policy-clock.js';
+import { SecretsService } from './secrets/secrets-service.js';
 import { buildConsole, type ConsoleServer } from './server.js';
 
 export { parseConsoleConfig, type ConsoleConfig } from './config.js';
+export * as secretStores from './secrets/stores/index.js';
 
 const TLS_LIFETIME_MS = 365 * 24 * 3600_000;
 
@@ -75,8 +78,15 @@ export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stde
   // A new key only for a new data directory: existing encrypted data with a missing key file must not get a
   // fresh (useless) key written next to it.
   const hasSealedData = db.prepare('SELECT 1 FROM ca WHERE id = 1').get() !== undefined;
-  const { key: masterKey, created } = loadMasterKey({ env: config.masterKeyEnv, file: config.masterKeyFile, create: !hasSealedData });
+  const previous = [
+    ...(config.previousMasterKeyEnv ? [Buffer.from(config.previousMasterKeyEnv, 'base64')] : []),
+    ...(config.previousMasterKeyFile ? [readKeyFile(config.previousMasterKeyFile)] : []),
+  ];
+  const { key: masterKey, created } = loadMasterKey({ env: config.masterKeyEnv, file: config.masterKeyFile, create: !hasSealedData || previous.length > 0, previous });
   if (created) log.info('created the master key file; back it up: without it the encrypted data cannot be read', { file: config.masterKeyFile });
+  const resealed = resealAll(db, masterKey);
+  if (resealed > 0) log.info('master key rotated: every encrypted value is now sealed with the current key; the previous key is no longer needed', { values: resealed, key: masterKey.id });
+  else if (previous.length > 0) log.info('a previous master key was given, but nothing is sealed with it any more; it can be removed from the options');
   const ca = await ConsoleCa.open(db, masterKey);
   const users = new UserStore(db);
   const sessions = new SessionStore(db, config.sessionTtl);
@@ -89,18 +99,23 @@ export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stde
   const tls = await consoleTls(db, masterKey, ca, config);
   const spki = createPublicKey(tls.key).export({ type: 'spki', format: 'der' });
   const tlsPin = `sha256//${createHash('sha256').update(spki).digest('base64')}`;
-  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, policy: new PolicyClock(db), log, tlsPin };
+  const policy = new PolicyClock(db);
+  const secrets = new SecretsService(db, masterKey, policy, log);
+  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, policy, secrets, log, tlsPin };
   const server = buildConsole(ctx, tls, ROUTE_GROUPS);
   const i = config.listen.lastIndexOf(':');
   const address = await server.listen(Number(config.listen.slice(i + 1)), config.listen.slice(0, i).replace(/^\[|\]$/g, '') || undefined);
   log.info('listening', { listen: `${address.address}:${address.port}`, url: config.publicUrl, data: config.data });
+  secrets.sync.start(config.secretSyncInterval * 1000);
   return {
     ctx,
     console: server,
     port: address.port,
     bootstrapPassword,
     async stop() {
+      secrets.sync.stop();
       await server.close();
+      await secrets.sync.idle();
       db.close();
     },
   };

@@ -12,6 +12,7 @@ const snapshot: PolicySnapshot = {
   rules: [{ name: 'devs-on-dev', effect: 'allow', users: ['*'], groups: ['devs'], hosts: ['dev-*'], actions: ['container_*'] }],
   revokedSerials: ['0a1b2c'],
   listener: { type: 'tcp', address: '0.0.0.0:9998' },
+  secrets: { rules: [], values: [] },
 };
 
 const dirs: string[] = [];

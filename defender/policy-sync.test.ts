@@ -38,7 +38,7 @@ beforeAll(async () => {
   client = await leaf({ kind: 'defender-client', hostName: 'dev-a' });
 });
 
-const snapshot = (version: number): PolicySnapshot => ({ version, issuedAt: new Date().toISOString(), rules: [], revokedSerials: [], listener: { type: 'tcp', address: '127.0.0.1:9998' } });
+const snapshot = (version: number): PolicySnapshot => ({ version, issuedAt: new Date().toISOString(), rules: [], revokedSerials: [], listener: { type: 'tcp', address: '127.0.0.1:9998' }, secrets: { rules: [], values: [] } });
 const line = (v: unknown): string => `${JSON.stringify(v)}\n`;
 
 interface FakeConsole {

@@ -7,5 +7,6 @@ import { certRoutes } from './cert-routes.js';
 import { defenderRoutes } from './defender-routes.js';
 import { meRoutes } from './me-routes.js';
 import { ruleRoutes } from './rule-routes.js';
+import { secretRoutes } from './secret-routes.js';
 
-export const ROUTE_GROUPS: readonly RouteGroup[] = [ruleRoutes, certRoutes, defenderRoutes, meRoutes];
+export const ROUTE_GROUPS: readonly RouteGroup[] = [ruleRoutes, certRoutes, defenderRoutes, meRoutes, secretRoutes];

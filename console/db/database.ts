@@ -18,6 +18,9 @@ export function openDatabase(dataDir: string): Db {
   chmodSync(file, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
+  // Deleted rows are overwritten, not left in free pages: a secret removed (or sealed again with a new master key)
+  // does not linger in the file.
+  db.pragma('secure_delete = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
   return db;

@@ -145,4 +145,40 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX oauth_models_uid ON oauth_models(model, uid) WHERE uid IS NOT NULL;
   CREATE INDEX oauth_models_expires ON oauth_models(expires_at) WHERE expires_at IS NOT NULL;
   `,
+  // 5: secrets (console/secrets): stores (the whole configuration sealed: it holds credentials), the built-in
+  // store's values, secret rules in order, and the last good value of every secret a rule names (sealed) with
+  // the outcome of the latest fetch
+  `
+  CREATE TABLE secret_stores (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    kind TEXT NOT NULL,
+    config_sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE builtin_secrets (
+    store TEXT NOT NULL COLLATE NOCASE REFERENCES secret_stores(name) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    value_sealed TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (store, path)
+  );
+  CREATE TABLE secret_rules (
+    id INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    rule_json TEXT NOT NULL
+  );
+  CREATE TABLE secret_values (
+    ref_key TEXT PRIMARY KEY,
+    store TEXT NOT NULL COLLATE NOCASE,
+    path TEXT NOT NULL,
+    key TEXT,
+    value_sealed TEXT,
+    fetched_at TEXT,
+    checked_at TEXT,
+    error_code TEXT,
+    error TEXT
+  );
+  `,
 ];

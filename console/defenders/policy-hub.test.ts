@@ -8,7 +8,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { policyStreamLine, type PolicyStreamLine } from '../../shared/wire/defender-console.js';
 import type { ConsoleContext } from '../context.js';
 import { migrate, nowIso, type Db } from '../db/database.js';
+import { masterKeyFromBytes } from '../crypto/master-key.js';
 import { PolicyClock } from '../policy/policy-clock.js';
+import { SecretsService } from '../secrets/secrets-service.js';
 import { PolicyHub } from './policy-hub.js';
 
 let db: Db;
@@ -73,7 +75,9 @@ beforeEach(async () => {
   db = new Database(':memory:');
   migrate(db);
   clock = new PolicyClock(db);
-  const ctx = { db, policy: clock, log: { info() {}, error() {} } } as unknown as ConsoleContext;
+  const log = { info() {}, error() {} };
+  const secrets = new SecretsService(db, masterKeyFromBytes(Buffer.alloc(32, 7)), clock, log);
+  const ctx = { db, policy: clock, secrets, log } as unknown as ConsoleContext;
   hub = new PolicyHub(ctx, 60_000);
   addDefender('dev-a', TCP, '0a01');
   addDefender('dev-b', TCP, '0b01');

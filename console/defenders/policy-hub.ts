@@ -163,7 +163,7 @@ export class PolicyHub {
   private send(stream: Stream, policy: EncodedPolicy): void {
     if (stream.blocked || !this.writable(stream)) return;
     stream.sentVersion = policy.version;
-    if (stream.res.write(policy.snapshotLine(stream.listenerJson))) return;
+    if (stream.res.write(policy.snapshotLine(stream.hostName, stream.listenerJson))) return;
     stream.blocked = true;
     stream.res.once('drain', () => {
       stream.blocked = false;
