@@ -86,9 +86,12 @@ export async function removeState(configDir: string): Promise<void> {
   await removeFileDurable(join(stateDirOf(configDir), STATE_FILE));
 }
 
-/** When renewal is due: two thirds into the certificate's lifetime. */
-export function renewalDueAt(cert: { notBefore: string; notAfter: string }): number {
-  const from = Date.parse(cert.notBefore);
+/**
+ * When renewal is due: two thirds into the certificate's lifetime, counted from when it arrived — the Console
+ * back-dates notBefore by minutes for clock skew, which would put "two thirds" past the start of a short one.
+ */
+export function renewalDueAt(cert: { notBefore: string; notAfter: string; receivedAt?: string }): number {
+  const from = Math.max(Date.parse(cert.notBefore), cert.receivedAt ? Date.parse(cert.receivedAt) : -Infinity);
   const to = Date.parse(cert.notAfter);
   return from + ((to - from) * 2) / 3;
 }

@@ -51,6 +51,9 @@ describe('a certificate with a lifetime of seconds', () => {
     expect(renewed.serial).not.toBe(first.cert.serial);
     const after = await status();
     expect(after.state).toBe('active');
+    // Once, at about 10 s of 15: not in a loop (the Console back-dates notBefore, which must not count).
+    expect(agentEvents().filter((e) => e.event === 'renewed'), agent!.stdout()).toHaveLength(1);
+    expect(Date.parse(after.renewal.lastRenewedAt)).toBeGreaterThanOrEqual(Date.parse(first.renewal.dueAt));
     expect(agentEvents().map((e) => e.serial), agent!.stdout()).toContain(after.cert.serial);
     expect(after.renewal.lastRenewedAt).toEqual(expect.any(String));
     // Past the first certificate's end: the docker CLI works with what the agent wrote.
