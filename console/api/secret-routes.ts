@@ -54,6 +54,8 @@ async function catchRules<T>(run: () => Promise<T> | T): Promise<T | Reply> {
   }
 }
 
+const sameSecret = (store: string, path: string) => (ref: { store: string; path: string }) => ref.store.toLowerCase() === store.toLowerCase() && ref.path === path;
+
 export function secretRoutes(ctx: ConsoleContext) {
   const { stores, builtin, rules, values, sync } = ctx.secrets;
   const builtinStore = (name: string): string => {
@@ -136,7 +138,7 @@ export function secretRoutes(ctx: ConsoleContext) {
           throw e;
         }
         ctx.log.info('built-in secret set', { store, path: body.path });
-        return { sync: await sync.syncAll(`built-in secret ${store}:${body.path} set`) };
+        return { sync: await sync.syncSome(sameSecret(store, body.path), `built-in secret ${store}:${body.path} set`) };
       },
     }),
     route({
@@ -146,7 +148,7 @@ export function secretRoutes(ctx: ConsoleContext) {
       async handler({ params, query }) {
         const store = builtinStore(params.name!);
         if (!builtin.delete(store, query.path)) throw consoleErrors.not_found(`the built-in store '${store}' has no secret '${query.path}'`);
-        await sync.syncAll(`built-in secret ${store}:${query.path} removed`);
+        await sync.syncSome(sameSecret(store, query.path), `built-in secret ${store}:${query.path} removed`);
         return noContent();
       },
     }),

@@ -116,6 +116,15 @@ export class SecretSync {
     return this.runOnce(reason);
   }
 
+  /** Fetches the wanted secrets `which` selects (e.g. one built-in value just set); bumps when a value changed. */
+  async syncSome(which: (ref: ValueRef) => boolean, reason: string): Promise<SyncReport> {
+    const report = await this.fetch(this.deps.wanted().filter(which));
+    if (report.changedAny) this.deps.clock.bump('secret values');
+    this.deps.log.info('secrets synced', { reason, secrets: report.secrets, changed: report.changed, failed: report.failed.length, ms: Math.round(report.durationMs) });
+    const { changedAny: _, ...plain } = report;
+    return plain;
+  }
+
   private runOnce(reason: string): Promise<SyncReport> {
     this.queued = null;
     const run = (async () => {
