@@ -5,6 +5,8 @@
  *
  * - `path` is the secret id, or `id/version` (default `latest`); the payload is plain unless it holds a JSON
  *   object, whose fields `key` picks.
+ * - The client library would switch the JWT client to self-signed JWTs; we turn that off and keep the token
+ *   grant, so one short-lived access token serves every call and a private token endpoint can be used.
  * - gtoken, under the JWT client, posts to a fixed `https://oauth2.googleapis.com/token`; the only seam
  *   google-auth-library offers is the transporter (a Gaxios instance) the JWT client is given. Its request
  *   interceptor sends the token request to `tokenUrl` when one is configured and puts the private-CA https Agent
@@ -67,6 +69,9 @@ export class GcpSecretManagerProvider implements SecretProvider {
       protocol: endpoint.protocol.slice(0, -1),
       projectId: config.projectId,
     });
+    // The client switches the JWT client to self-signed JWTs (no token endpoint); we keep the OAuth token grant,
+    // so that tokenUrl (private or test token endpoints) is honoured and one short-lived token serves every call.
+    authClient.useJWTAccessWithScope = false;
   }
 
   async fetch(ref: SecretRef, signal?: AbortSignal): Promise<string> {
@@ -110,13 +115,21 @@ export class GcpSecretManagerProvider implements SecretProvider {
     const { projectId, clientEmail } = this.#config;
     // A refused token request comes from gaxios with the token endpoint's OAuth error.
     const tokenResponse = (error as { response?: { status?: number; data?: { error?: unknown } }; config?: { url?: unknown } });
-    if (tokenResponse.response?.status !== undefined && String(tokenResponse.config?.url ?? '').startsWith(new URL(this.#tokenUrl).origin)) {
+    const failedUrl = URL.canParse(String(tokenResponse.config?.url ?? '')) ? new URL(String(tokenResponse.config?.url)) : undefined;
+    const tokenUrl = new URL(this.#tokenUrl);
+    if (tokenResponse.response?.status !== undefined && failedUrl?.origin === tokenUrl.origin && failedUrl.pathname === tokenUrl.pathname) {
       const oauthError = typeof tokenResponse.response.data?.error === 'string' ? ` (${tokenResponse.response.data.error})` : '';
       return new StoreError('auth', this.kind, `${this.#tokenUrl} refused a token to service account '${clientEmail}'${oauthError}: check clientEmail and privateKey (the key may have been deleted or disabled)`);
     }
     const transport = transportError(this.kind, this.#address, error, signals);
     if (transport) return transport;
-    const code = (error as { code?: unknown }).code;
+    // Errors come as a GoogleError (google.rpc code) or, when gaxios rejects the HTTP status first, a GaxiosError.
+    const HTTP_TO_RPC: Record<number, number> = { 400: GRPC.INVALID_ARGUMENT, 401: GRPC.UNAUTHENTICATED, 403: GRPC.PERMISSION_DENIED, 404: GRPC.NOT_FOUND, 503: GRPC.UNAVAILABLE, 504: GRPC.DEADLINE_EXCEEDED };
+    const rawCode = (error as { code?: unknown }).code;
+    const httpStatus = tokenResponse.response?.status;
+    // (A GaxiosError's numeric `code` is the HTTP status, not a google.rpc code.)
+    const code = httpStatus !== undefined ? HTTP_TO_RPC[httpStatus] : typeof rawCode === 'number' ? rawCode : undefined;
+    if (httpStatus !== undefined && code === undefined) return new StoreError('bad_response', this.kind, `${this.#address} answered HTTP ${httpStatus} for ${what}`);
     if (code === GRPC.NOT_FOUND) return new StoreError('not_found', this.kind, `${what} not found in project '${projectId}' at ${this.#address} (or it has no such version)`);
     if (code === GRPC.PERMISSION_DENIED) return new StoreError('forbidden', this.kind, `service account '${clientEmail}' may not read ${what} in project '${projectId}': grant it roles/secretmanager.secretAccessor (and secretmanager.secrets.list for the test)`);
     if (code === GRPC.UNAUTHENTICATED) return new StoreError('auth', this.kind, `${this.#address} did not accept the token of service account '${clientEmail}': check clientEmail and privateKey`);
