@@ -79,18 +79,16 @@ export class SecretSync {
       return p;
     };
     const failed: SyncFailure[] = [];
-    let changed = 0;
+    const fetched: Array<{ ref: ValueRef; value: string }> = [];
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let i = next++; i < list.length; i = next++) {
         const ref = list[i]!;
         try {
-          const value = await provider(ref.store).fetch({ path: ref.path, ...(ref.key !== undefined ? { key: ref.key } : {}) });
-          if (this.deps.values.recordValue(ref, value)) changed++;
+          fetched.push({ ref, value: await provider(ref.store).fetch({ path: ref.path, ...(ref.key !== undefined ? { key: ref.key } : {}) }) });
         } catch (e) {
           const code = e instanceof StoreError ? e.code : 'error';
           const message = e instanceof StoreError ? e.message : `unexpected ${(e as Error)?.name ?? 'error'} while fetching`;
-          this.deps.values.recordError(ref, code, message);
           failed.push({ store: ref.store, path: ref.path, key: ref.key ?? null, code, message });
         }
       }
@@ -100,6 +98,8 @@ export class SecretSync {
     } finally {
       for (const p of providers.values()) if (!(p instanceof StoreError)) p.close();
     }
+    // One transaction for the whole outcome: one commit (and fsync) per sync, not per secret.
+    const changed = this.deps.values.record(fetched, failed);
     return { secrets: list.length, changed, failed, durationMs: performance.now() - started, changedAny: changed > 0 };
   }
 

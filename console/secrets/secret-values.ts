@@ -86,6 +86,16 @@ export class SecretValues {
       .run(secretRefKey(ref), ref.store, ref.path, ref.key ?? null, now, code, message);
   }
 
+  /** Records a sync's outcome in one transaction; returns how many values changed. */
+  record(fetched: readonly { ref: ValueRef; value: string }[], failed: readonly { store: string; path: string; key: string | null; code: string; message: string }[]): number {
+    return this.db.transaction(() => {
+      let changed = 0;
+      for (const f of fetched) if (this.recordValue(f.ref, f.value)) changed++;
+      for (const f of failed) this.recordError({ store: f.store, path: f.path, ...(f.key !== null ? { key: f.key } : {}) }, f.code, f.message);
+      return changed;
+    })();
+  }
+
   /** Drops values no ref in `keep` names; true when something was dropped. */
   prune(keep: readonly ValueRef[]): boolean {
     const wanted = new Set(keep.map(secretRefKey));
