@@ -36,6 +36,8 @@ export interface CompanionState {
   readonly console: string;
   /** The CA the Console was verified with (and the Defenders are): trusted for every later call. Undefined: system store. */
   readonly consoleCa?: string;
+  /** The Console's OAuth discovery document as found at login (openid-client ServerMetadata). */
+  readonly oauthServer?: Record<string, unknown>;
   readonly user: string;
   readonly groups: readonly string[];
   readonly secretBackend: 'keychain' | 'file';

@@ -54,6 +54,14 @@ export async function discoverConsole(consoleUrl: string, fetch: ConsoleFetch): 
   }
 }
 
+/** The same configuration from discovery metadata kept at login (no discovery round trip on every renewal). */
+export function consoleOAuthConfig(metadata: client.ServerMetadata, fetch: ConsoleFetch): OAuthConfig {
+  const config = new client.Configuration(metadata, CLI_CLIENT_ID, undefined, client.None());
+  config[client.customFetch] = fetch as client.CustomFetch;
+  config.timeout = 30;
+  return config;
+}
+
 export interface BrowserLoginOptions {
   readonly signal: AbortSignal;
   /** Opens the authorization URL; resolves to whether a browser was started. */

@@ -10,7 +10,8 @@
 import { CompanionError, loginAgainMessage } from './companion-errors.js';
 import { consoleApi, type ConsoleApi } from './console-api.js';
 import { consoleFetch, type ConsoleFetch } from './console-https.js';
-import { discoverConsole, refreshTokens, type OAuthConfig } from './console-oauth.js';
+import type { ServerMetadata } from 'openid-client';
+import { consoleOAuthConfig, discoverConsole, refreshTokens, type OAuthConfig } from './console-oauth.js';
 import { readState, requireState, stateDirOf, withStateLock, writeState, type CompanionState } from './companion-state.js';
 import { openSecretStore, type SecretStore } from './secret-store.js';
 
@@ -19,10 +20,17 @@ export interface SecretStoreChoice {
   readonly allowFileFallback?: boolean;
   /** Keychain service name (tests; default `drawbridge`). */
   readonly service?: string;
+  /** The keychain worked for this login already: no probe. */
+  readonly knownReachable?: boolean;
 }
 
 export function openStateSecrets(configDir: string, choice: SecretStoreChoice): Promise<SecretStore> {
-  return openSecretStore({ stateDir: stateDirOf(configDir), allowFileFallback: choice.allowFileFallback === true, ...(choice.service ? { service: choice.service } : {}) });
+  return openSecretStore({
+    stateDir: stateDirOf(configDir),
+    allowFileFallback: choice.allowFileFallback === true,
+    knownReachable: choice.knownReachable === true,
+    ...(choice.service ? { service: choice.service } : {}),
+  });
 }
 
 export interface ConsoleSession {
@@ -35,10 +43,11 @@ export interface ConsoleSession {
 export async function openConsoleSession(configDir: string, service?: string): Promise<ConsoleSession> {
   const state = await requireState(configDir);
   // A login that used files keeps using them; a keychain login never silently falls back.
-  const secrets = await openStateSecrets(configDir, { allowFileFallback: state.secretBackend === 'file', ...(service ? { service } : {}) });
+  const secrets = await openStateSecrets(configDir, { allowFileFallback: state.secretBackend === 'file', knownReachable: state.secretBackend === 'keychain', ...(service ? { service } : {}) });
   const fetch = consoleFetch(state.console, state.consoleCa);
   let config: Promise<OAuthConfig> | undefined;
-  return { state, fetch, secrets, oauth: () => (config ??= discoverConsole(state.console, fetch)) };
+  const known = state.oauthServer ? consoleOAuthConfig(state.oauthServer as ServerMetadata, fetch) : undefined;
+  return { state, fetch, secrets, oauth: () => (config ??= known ? Promise.resolve(known) : discoverConsole(state.console, fetch)) };
 }
 
 /** Records that the login is over (what `status` shows), keeping everything else. */

@@ -85,6 +85,7 @@ export async function login(opts: LoginOptions): Promise<LoginResult> {
         version: 1,
         console: consoleUrl,
         ...(ca ? { consoleCa: ca } : {}),
+        oauthServer: { ...config.serverMetadata() },
         user: me.name,
         groups: me.groups,
         secretBackend: secrets.backend,

@@ -31,11 +31,13 @@ async function recordRenewalError(configDir: string, error: unknown): Promise<vo
 
 export async function renewCertificate(configDir: string, service?: string): Promise<RenewResult> {
   const started = performance.now();
+  const newKey = generateClientKey(); // meanwhile the login is refreshed
+  newKey.catch(() => undefined); // awaited below; not unhandled when the refresh fails first
   try {
     return await withConsoleApi(
       configDir,
       async (api, session) => {
-        const key = await generateClientKey();
+        const key = await newKey;
         const [issued, hosts] = await Promise.all([api.issueCertificate(key.csr), api.myHosts()]);
         const tls = { ca: issued.ca, cert: issued.cert, key: key.key };
         const state = session.state;

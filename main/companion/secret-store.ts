@@ -40,6 +40,11 @@ export interface SecretStoreOptions {
   readonly service?: string;
   /** How long the probe waits for the keychain (default 10 s). */
   readonly probeTimeoutMs?: number;
+  /**
+   * Skip the probe: for a login that already found the keychain working (renewals, every command after login).
+   * A keychain gone since then fails on first use (KeychainError) instead of with KeychainUnavailableError.
+   */
+  readonly knownReachable?: boolean;
 }
 
 export class KeychainUnavailableError extends Error {
@@ -204,7 +209,7 @@ export async function openSecretStore(opts: SecretStoreOptions, load: () => Prom
       throw new KeychainUnavailableError(`the keychain library could not be loaded: ${(error as Error).message}`, opts.stateDir);
     }
     const store = new KeychainSecretStore(keyring, opts.service ?? SECRET_SERVICE);
-    await store.probe(opts.stateDir, opts.probeTimeoutMs ?? 10_000);
+    if (!opts.knownReachable) await store.probe(opts.stateDir, opts.probeTimeoutMs ?? 10_000);
     return store;
   } catch (error) {
     if (error instanceof KeychainUnavailableError && opts.allowFileFallback === true) {

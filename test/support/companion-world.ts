@@ -5,7 +5,6 @@
  * - devs may do anything on dev-* except exec (rule `no-exec`) and volumes (rule `no-volumes`);
  * - on prod-* devs may only look (`prod-read-only`: ping, version, info, list containers).
  */
-import { expect } from 'vitest';
 import { startConsoleProcess, type ConsoleProcess } from './console-process.js';
 import { startDefenderProcess, type DefenderProcess } from './defender-process.js';
 import { servedSpkiPin } from './oauth-client.js';
@@ -37,9 +36,9 @@ export async function startCompanionWorld(opts: { dockerHost: string; consoleArg
   const admin = await consoleProc.adminToken();
   const adminCall = <T>(method: string, path: string, json?: unknown) => consoleProc.call<T>(method, path, { token: admin, ...(json === undefined ? {} : { json }) });
   const user = await adminCall('POST', '/api/v1/users', { name: ALICE.name, password: ALICE.password, role: 'user', groups: [...ALICE.groups] });
-  expect(user.status, user.text).toBe(201);
+  if (user.status !== 201) throw new Error(`creating alice: ${user.status} ${user.text}`);
   const rules = await consoleProc.call('PUT', '/api/v1/rules/import', { token: admin, text: WORLD_RULES });
-  expect(rules.status, rules.text).toBe(200);
+  if (rules.status !== 200) throw new Error(`importing the rules: ${rules.status} ${rules.text}`);
   const joinToken = async (): Promise<string> => (await adminCall<{ token: string }>('POST', '/api/v1/defenders/join-tokens', {})).body.token;
   const [devA, prodA] = await Promise.all([
     startDefenderProcess({ dockerHost: opts.dockerHost, hostName: 'dev-a', console: { url: consoleProc.url, joinToken: await joinToken(), ca: consoleProc.caPem } }),

@@ -162,7 +162,8 @@ async function main() {
         console.error(`bootstrap: dist/test/bench/${name}.js is missing: is there a test/bench/${name}.ts?`);
         process.exit(1);
       }
-      await systemCheck([...SYSTEM, 'haproxy']);
+      // The companion bench signs in with a real browser and keeps secrets in a real keychain; the others compare with HAProxy.
+      await systemCheck([...SYSTEM, ...(name === 'companion' ? ['chromium', 'gnome-keyring', 'dbus'] : ['haproxy'])]);
       process.exit(await phase(`bench ${name}`, process.execPath, [script, ...passThrough(args)], { exitOnFailure: false }));
       break;
     }
