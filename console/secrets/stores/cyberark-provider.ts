@@ -76,11 +76,11 @@ export class CyberArkProvider implements SecretProvider {
     const code = this.#errorCode(res);
     const tag = code ? ` (${code})` : '';
     const app = `application '${this.#config.appId}'`;
-    if (res.status === 404) return new StoreError('not_found', this.kind, `${what} not found by CCP at ${this.#address}${tag}: check the Safe, Folder and Object name`);
-    if (res.status === 401 || res.status === 403) return new StoreError('auth', this.kind, `CCP at ${this.#address} refused ${app}${tag}: check the AppID and that it is allowed from this machine${this.#config.clientCertPem ? ' with this client certificate' : ''}`);
+    // A 404 without CCP's own error code is a wrong URL, not a missing account.
+    if (res.status === 404 && code?.startsWith('APPAP')) return new StoreError('not_found', this.kind, `${what} not found by CCP at ${this.#address}${tag}: check the Safe, Folder and Object name`);
+    if (res.status === 401 || res.status === 403) return new StoreError('auth', this.kind, `CCP at ${this.#address} refused ${app} for ${what}${tag}: check the AppID, that it is allowed from this machine${this.#config.clientCertPem ? ' with this client certificate' : ''} and that its provider may retrieve from the Safe`);
     if (res.status === 400) return new StoreError('config', this.kind, `CCP at ${this.#address} rejected the query for ${what}${tag}: check the AppID, Safe, Folder and Object`);
-    if (res.status >= 500 && code === undefined) return new StoreError('unreachable', this.kind, `CCP at ${this.#address} is unavailable (HTTP ${res.status})`);
-    if (res.status >= 500) return new StoreError('forbidden', this.kind, `CCP at ${this.#address} could not give ${app} ${what}${tag}: check that the application's provider is a member of the Safe with Retrieve permission`);
+    if (res.status >= 500) return new StoreError('unreachable', this.kind, `CCP at ${this.#address} failed (HTTP ${res.status}${tag}): check the Credential Provider and its Vault connection`);
     return new StoreError('bad_response', this.kind, `unexpected answer from ${this.#address} for ${what} (HTTP ${res.status}${tag}): is this CCP's AIMWebService?`);
   }
 }
