@@ -12,6 +12,7 @@
  * - New values (a snapshot with rotated secrets) are rewritten into every running container's directory.
  * - Only names and instance ids are logged.
  */
+import { existsSync } from 'node:fs';
 import { currentFileSecrets } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID, readMarkers, SECRET_LABELS, type SecretMarkers } from '../../shared/secrets/secret-labels.js';
 import type { DockerUpstream } from '../docker-upstream.js';
@@ -75,6 +76,7 @@ export class ContainerSecretDirs {
   remove(instance: string, why: string): void {
     this.live.delete(instance);
     try {
+      if (!existsSync(this.files.hostDir(instance))) return;
       this.files.remove(instance);
       this.log.info('file secrets removed from the host', { instance, why });
     } catch (e) {

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { mountOf, openSecretFiles } from './secret-files.js';
+import { mountOf, secretFiles } from './secret-files.js';
 
 const MOUNTINFO = [
   '22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw',
@@ -22,7 +22,7 @@ describe('mountOf', () => {
 });
 
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const base = mkdtempSync('/dev/shm/drawbridge-secret-files-test-');
+const base = join(mkdtempSync('/dev/shm/drawbridge-secret-files-test-'), 'base');
 
 afterAll(() => {
   try {
@@ -30,14 +30,18 @@ afterAll(() => {
   } catch {
     /* not mounted (not root) */
   }
-  rmSync(base, { recursive: true, force: true });
+  rmSync(join(base, '..'), { recursive: true, force: true });
 });
 
-describe('openSecretFiles', () => {
-  const files = openSecretFiles(base, log);
+describe('secretFiles', () => {
+  const files = secretFiles(base, log);
   const id = 'ab'.repeat(16);
 
-  test('an in-memory base, private', () => {
+  test('nothing is mounted or created before the first file secret; then an in-memory base, private', () => {
+    expect(files.kind).toBe(null);
+    expect(files.instances()).toEqual([]);
+    expect(existsSync(base)).toBe(false);
+    files.write(id, []);
     expect(['tmpfs', 'shm']).toContain(files.kind);
     expect(statSync(base).mode & 0o777).toBe(0o700);
     expect(mountOf(base)?.fsType).toBe('tmpfs');
@@ -62,9 +66,16 @@ describe('openSecretFiles', () => {
     expect(() => files.write('x', [])).toThrow(/invalid/);
   });
 
-  test('reopening an existing tmpfs reuses it (running containers point into it)', () => {
+  test('reopening an existing tmpfs reuses it (running containers point into it); release only once it is empty', () => {
     files.write(id, [{ name: 'kept', mode: 0o400, value: 'v' }]);
-    const again = openSecretFiles(base, log);
+    const again = secretFiles(base, log);
+    again.write(id, [{ name: 'kept', mode: 0o400, value: 'v2' }]);
+    expect(readFileSync(join(files.hostDir(id), 'kept'), 'utf8')).toBe('v2');
+    again.release();
     expect(again.instances()).toEqual([id]);
+    again.remove(id);
+    again.release();
+    expect(existsSync(base)).toBe(false);
+    expect(mountOf(base)?.point).not.toBe(base);
   });
 });

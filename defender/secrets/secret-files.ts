@@ -17,7 +17,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, chmodSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FileSecret } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID } from '../../shared/secrets/secret-labels.js';
@@ -27,15 +27,17 @@ const IN_MEMORY_FS = new Set(['tmpfs', 'ramfs']);
 const TMPFS_OPTIONS = 'mode=0700,nosuid,nodev,noexec,size=64m';
 
 export interface SecretFiles {
-  /** The base directory, and how it is held in memory. */
+  /** The base directory, and how it is held in memory (null until the first write). */
   readonly base: string;
-  readonly kind: 'tmpfs' | 'shm';
+  readonly kind: 'tmpfs' | 'shm' | null;
   hostDir(instance: string): string;
   /** Creates or refreshes the container's directory with exactly `files`. */
   write(instance: string, files: readonly FileSecret[]): void;
   remove(instance: string): void;
   /** The instance directories present now. */
   instances(): string[];
+  /** Unmounts and removes the base when no container has a directory in it (Defender stop). */
+  release(): void;
 }
 
 /** The mount that holds `path`: its mount point and filesystem type (from /proc/self/mountinfo). */
@@ -57,9 +59,8 @@ function instanceDir(base: string, instance: string): string {
   return join(base, instance);
 }
 
-/** Prepares the base directory (see the header); throws when no in-memory place can be had. */
-export function openSecretFiles(baseDir: string, log: Logger): SecretFiles {
-  const base = resolve(baseDir);
+/** Mounts (or checks) the in-memory base directory; throws when no in-memory place can be had. */
+function prepareBase(base: string, log: Logger): 'tmpfs' | 'shm' {
   mkdirSync(base, { recursive: true, mode: 0o700 });
   let kind: 'tmpfs' | 'shm';
   const current = mountOf(base);
@@ -79,31 +80,43 @@ export function openSecretFiles(baseDir: string, log: Logger): SecretFiles {
   }
   chmodSync(base, 0o700);
   if (process.getuid?.() !== 0) log.warn('file secrets: the Defender is not root, so secret files belong to its own user, not root', { dir: base });
-  if ((statSync(base).mode & 0o077) !== 0) throw new Error(`${base} must be private (0700)`);
   log.info('file secrets are kept in memory', { dir: base, kind });
+  return kind;
+}
 
-  const writeOne = (dir: string, file: FileSecret): void => {
-    const temp = join(dir, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
-    const fd = openSync(temp, 'wx', file.mode);
-    try {
-      fchmodSync(fd, file.mode); // the umask must not loosen or tighten the rule's mode
-      const bytes = Buffer.from(file.value, 'utf8');
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    } catch (err) {
-      closeSync(fd);
-      rmSync(temp, { force: true });
-      throw err;
-    }
+function writeOne(dir: string, file: FileSecret): void {
+  const temp = join(dir, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', file.mode);
+  try {
+    fchmodSync(fd, file.mode); // the umask must not loosen or tighten the rule's mode
+    const bytes = Buffer.from(file.value, 'utf8');
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+  } catch (err) {
     closeSync(fd);
-    renameSync(temp, join(dir, file.name));
-  };
+    rmSync(temp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(temp, join(dir, file.name));
+}
 
+/**
+ * The secret directories under `baseDir`. The base is prepared (mounted) on the first write, so a Defender that
+ * never injects a file secret mounts nothing; `release` unmounts and removes it once no container has a directory.
+ */
+export function secretFiles(baseDir: string, log: Logger): SecretFiles {
+  const base = resolve(baseDir);
+  let kind: 'tmpfs' | 'shm' | null = null;
+  const instances = (): string[] => (existsSync(base) ? readdirSync(base).filter((n) => INSTANCE_ID.test(n)) : []);
   return {
     base,
-    kind,
+    get kind() {
+      return kind;
+    },
     hostDir: (instance) => instanceDir(base, instance),
     write(instance, files) {
       const dir = instanceDir(base, instance);
+      kind ??= prepareBase(base, log);
       mkdirSync(dir, { mode: 0o755, recursive: true });
       chmodSync(dir, 0o755);
       for (const f of files) writeOne(dir, f);
@@ -113,6 +126,16 @@ export function openSecretFiles(baseDir: string, log: Logger): SecretFiles {
     remove(instance) {
       rmSync(instanceDir(base, instance), { recursive: true, force: true });
     },
-    instances: () => readdirSync(base).filter((n) => INSTANCE_ID.test(n)),
+    instances,
+    release() {
+      if (!existsSync(base) || instances().length) return;
+      try {
+        if (mountOf(base)?.point === base) execFileSync('umount', [base], { stdio: 'ignore', timeout: 10_000 });
+        rmSync(base, { recursive: true, force: true });
+        kind = null;
+      } catch (e) {
+        log.warn('file secrets: cannot unmount the empty secrets directory', { dir: base, error: (e as Error).message });
+      }
+    },
   };
 }

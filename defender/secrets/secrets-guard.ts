@@ -53,8 +53,7 @@ export interface SecretsGuardOptions {
   readonly hostName: string;
   readonly upstream: DockerUpstream;
   readonly secrets: SecretsInForce;
-  /** null: no in-memory directory could be had; file secrets fail closed. */
-  readonly dirs: ContainerSecretDirs | null;
+  readonly dirs: ContainerSecretDirs;
   readonly log: Logger;
 }
 
@@ -87,13 +86,10 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     const rules = matchSecretRules(secrets.compiled, target);
     if (rules.length === 0) return null;
     const id = randomBytes(16).toString('hex');
-    const injection = injectSecrets(json, target, rules, secrets.values, { id, hostDir: opts.dirs?.files.hostDir(id) ?? '/nonexistent' });
+    const injection = injectSecrets(json, target, rules, secrets.values, { id, hostDir: opts.dirs.files.hostDir(id) });
     const { plan } = injection;
     const audit: AuditSecrets = { rules: [...plan.rules], names: [...plan.env, ...plan.files] };
     if (injection.files.length === 0) return { body: Buffer.from(injection.body, 'utf8'), audit };
-    if (opts.dirs === null) {
-      throw secretErrors.secret_unavailable(`[Drawbridge] secret rule ${plan.rules.map((r) => `'${r}'`).join(', ')} gives file secrets, but this Defender has no in-memory directory for them (see its log); the container was not created`);
-    }
     const dirs = opts.dirs;
     const release = dirs.hold(id);
     try {
@@ -102,7 +98,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
       release();
       dirs.remove(id, 'create refused');
       log.error('cannot write secret files', { instance: id, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
-      throw secretErrors.secret_unavailable('[Drawbridge] cannot write the secret files for this container; the container was not created');
+      throw secretErrors.secret_unavailable('[Drawbridge] cannot write the secret files for this container (see the Defender log); the container was not created');
     }
     return {
       body: Buffer.from(injection.body, 'utf8'),
@@ -120,7 +116,6 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     if (!markers) return null;
     const audit: AuditSecrets = { rules: [...markers.rules], names: [...markers.env, ...markers.files] };
     if (!markers.files.length || !markers.instance) return { audit };
-    if (opts.dirs === null) throw secretErrors.secret_unavailable('[Drawbridge] this container has file secrets, but this Defender has no in-memory directory for them (see its log)');
     const release = opts.dirs.hold(markers.instance);
     try {
       opts.dirs.provide(markers);

@@ -2,8 +2,8 @@
  * Secrets in a Console-managed Defender: the rules and values of the applied snapshot, the in-memory directory
  * for file secrets, their housekeeping (docker events, sweeps, rotation) and the request guard.
  *
- * - No in-memory directory (cannot mount a tmpfs and the directory is not on one) → logged once; env secrets
- *   still work, and creates needing file secrets are refused (fail closed), saying so.
+ * - The in-memory directory is prepared on the first file secret; when none can be had (cannot mount a tmpfs and
+ *   the directory is not on one) that create is refused (fail closed) and the log says why; env secrets still work.
  * - A snapshot with changed secrets rewrites running containers' files; the rules in force change at once.
  */
 import type { PolicySnapshot } from '../../shared/wire/defender-console.js';
@@ -11,7 +11,7 @@ import type { ConsoleModeConfig } from '../config.js';
 import type { DockerUpstream } from '../docker-upstream.js';
 import type { Logger } from '../log.js';
 import { ContainerSecretDirs } from './container-secret-dirs.js';
-import { openSecretFiles, type SecretFiles } from './secret-files.js';
+import { secretFiles } from './secret-files.js';
 import { secretsGuard, type SecretsGuard } from './secrets-guard.js';
 import { SecretsInForce } from './secrets-in-force.js';
 
@@ -25,23 +25,19 @@ export function startSecrets(opts: { config: ConsoleModeConfig; hostName: string
   const { log } = opts;
   const secrets = new SecretsInForce();
   if (opts.initial) secrets.apply(opts.initial.secrets);
-  let files: SecretFiles | null = null;
-  try {
-    files = openSecretFiles(opts.config.secretsDir, log);
-  } catch (e) {
-    log.error('file secrets are unavailable: containers that need them will be refused', { dir: opts.config.secretsDir, error: (e as Error).message });
-  }
-  const dirs = files ? new ContainerSecretDirs(files, secrets, opts.upstream, log) : null;
-  dirs?.start();
+  const files = secretFiles(opts.config.secretsDir, log);
+  const dirs = new ContainerSecretDirs(files, secrets, opts.upstream, log);
+  dirs.start();
   return {
     guard: secretsGuard({ hostName: opts.hostName, upstream: opts.upstream, secrets, dirs, log }),
     apply(snapshot) {
       if (!secrets.apply(snapshot.secrets)) return;
       log.info('secrets applied', { rules: snapshot.secrets.rules.length, values: snapshot.secrets.values.length });
-      dirs?.refresh();
+      dirs.refresh();
     },
     stop() {
-      dirs?.stop();
+      dirs.stop();
+      files.release();
     },
   };
 }
