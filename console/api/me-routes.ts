@@ -18,11 +18,14 @@
 import { ACTIONS } from '../../shared/docker/route-table.js';
 import { compilePolicy, explain, UNKNOWN_ACTION, type Policy } from '../../shared/policy/evaluate-policy.js';
 import type { Identity } from '../../shared/identity/certificate-identity.js';
+import type { ActionDecision, MyHost } from '../../shared/wire/console-companion.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore, type DefenderRecord } from '../defenders/defender-store.js';
 import { consoleErrors } from '../errors.js';
 import { plainRule, RuleStore } from '../rules/rule-store.js';
 import { ROLES, route } from './route.js';
+
+export type { ActionDecision, MyHost };
 
 export const CONNECTED_WINDOW_MS = 30_000;
 
@@ -36,22 +39,6 @@ export const CAPABILITIES: readonly { readonly name: string; readonly actions: r
   { name: 'push images', actions: ['image_push'] },
 ];
 export const HEADLINE_ACTIONS: readonly string[] = [...new Set(CAPABILITIES.flatMap((c) => c.actions))];
-
-export interface ActionDecision {
-  readonly allowed: boolean;
-  /** The deciding rule, or null for the default deny-all rule. */
-  readonly rule: string | null;
-}
-
-export interface MyHost {
-  readonly hostName: string;
-  readonly dockerHost: string | null;
-  readonly listener: 'tcp' | 'unix';
-  readonly connected: boolean;
-  readonly lastSeen: string | null;
-  readonly permissions: Readonly<Record<string, ActionDecision>>;
-  readonly summary: string;
-}
 
 /** "can run containers, list containers; cannot exec, build images" from the headline decisions. */
 export function summarisePermissions(permissions: Readonly<Record<string, ActionDecision>>): string {

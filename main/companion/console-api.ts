@@ -7,21 +7,9 @@
  */
 import { CompanionError, loginAgainMessage } from './companion-errors.js';
 import type { ConsoleFetch } from './console-https.js';
+import type { MyHost } from '../../shared/wire/console-companion.js';
 
-export interface ActionDecision {
-  readonly allowed: boolean;
-  readonly rule: string | null;
-}
-
-/** One host of `GET /api/v1/me/hosts`. */
-export interface MyHost {
-  readonly hostName: string;
-  readonly dockerHost: string | null;
-  readonly listener: 'tcp' | 'unix';
-  readonly connected: boolean;
-  readonly permissions: Readonly<Record<string, ActionDecision>>;
-  readonly summary: string;
-}
+export type { ActionDecision, MyHost } from '../../shared/wire/console-companion.js';
 
 export interface Me {
   readonly name: string;
