@@ -1,36 +1,18 @@
 /**
  * The app side of the Console's OAuth server for end-to-end tests: openid-client v6 with an injected fetch that
- * trusts only the Console's CA (node:https; the way the companion injects its own), the loopback redirect
+ * trusts only the Console's CA (the companion's own, main/companion/console-https.ts), the loopback redirect
  * receiver a native app runs (RFC 8252 §7.3), and the SPKI pin Chromium is told to accept for the Console.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createHash, X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import * as client from 'openid-client';
+import { consoleFetch } from '../../main/index.js';
 
-/** A Fetch API function for openid-client that verifies the server against `ca` (and nothing else). */
+/** A Fetch API function for openid-client that verifies the server against `ca` (and nothing else): the companion's own. */
 export function pinnedFetch(ca: string): client.CustomFetch {
-  return (url, options) =>
-    new Promise<Response>((resolve, reject) => {
-      const body = options.body;
-      if (body instanceof ReadableStream) return reject(new Error('pinnedFetch: streamed bodies are not supported'));
-      const bytes = body === undefined || body === null ? undefined : typeof body === 'string' || body instanceof URLSearchParams ? Buffer.from(String(body)) : Buffer.from(body as ArrayBuffer);
-      const req = request(url, { method: options.method, headers: { ...options.headers, ...(bytes ? { 'content-length': String(bytes.length) } : {}) }, ca, agent: false, signal: options.signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const headers = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, one);
-          const status = res.statusCode ?? 0;
-          resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(bytes);
-    });
+  return consoleFetch('the Console', ca) as client.CustomFetch;
 }
 
 /** openid-client configured by discovery of the Console's issuer (`<url>/oauth`) for the built-in CLI app. */
