@@ -13,7 +13,7 @@ import { consoleFetch, type ConsoleFetch } from './console-https.js';
 import type { ServerMetadata } from 'openid-client';
 import { consoleOAuthConfig, discoverConsole, refreshTokens, type OAuthConfig } from './console-oauth.js';
 import { readState, requireState, stateDirOf, withStateLock, writeState, type CompanionState } from './companion-state.js';
-import { openSecretStore, type SecretStore } from './secret-store.js';
+import { FileSecretStore, openSecretStore, type SecretStore } from './secret-store.js';
 
 export interface SecretStoreChoice {
   /** Files (0600) when no keychain is reachable: only on the user's explicit flag. */
@@ -42,8 +42,12 @@ export interface ConsoleSession {
 
 export async function openConsoleSession(configDir: string, service?: string): Promise<ConsoleSession> {
   const state = await requireState(configDir);
-  // A login that used files keeps using them; a keychain login never silently falls back.
-  const secrets = await openStateSecrets(configDir, { allowFileFallback: state.secretBackend === 'file', knownReachable: state.secretBackend === 'keychain', ...(service ? { service } : {}) });
+  // A login that used files keeps using them (even if a keychain appeared since); a keychain login never
+  // silently falls back to files.
+  const secrets =
+    state.secretBackend === 'file'
+      ? new FileSecretStore({ stateDir: stateDirOf(configDir), allowFileFallback: true })
+      : await openStateSecrets(configDir, { knownReachable: true, ...(service ? { service } : {}) });
   const fetch = consoleFetch(state.console, state.consoleCa);
   let config: Promise<OAuthConfig> | undefined;
   const known = state.oauthServer ? consoleOAuthConfig(state.oauthServer as ServerMetadata, fetch) : undefined;

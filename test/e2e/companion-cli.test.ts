@@ -215,3 +215,25 @@ describe('device flow', () => {
     expect(await snapshotTree(machine.dockerDir)).toEqual(before);
   });
 });
+
+describe('without a keychain, by explicit choice', () => {
+  it('--insecure-file-store keeps the secrets in 0600 files, says so, and logout removes them', async () => {
+    const run = machine.startCli(['login', world.console.url, '--ca', caFile, '--insecure-file-store'], { keychain: false });
+    await browserSignIn(browser, await machine.nextUrl(), ALICE.name, ALICE.password);
+    const r = await run.exited();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('your private key and refresh token are in files with mode 0600 (--insecure-file-store)');
+    const secrets = join(machine.dockerDir, 'drawbridge', 'secrets');
+    const files = await readdir(secrets);
+    expect(files).toHaveLength(2);
+    expect((await stat(secrets)).mode & 0o777).toBe(0o700);
+    for (const f of files) expect((await stat(join(secrets, f))).mode & 0o777).toBe(0o600);
+    expect(await keychainItems()).toEqual([]);
+    // Later commands use the files, even where a keychain is reachable.
+    const renew = await machine.cli(['renew']);
+    expect(renew.code, renew.stderr).toBe(0);
+    expect((await machine.cli(['status'])).stdout).toContain('Secrets:     files (0600), --insecure-file-store');
+    expect((await machine.cli(['logout'], { keychain: false })).code).toBe(0);
+    expect(await snapshotTree(machine.dockerDir)).toEqual(before);
+  });
+});
