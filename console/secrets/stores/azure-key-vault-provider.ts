@@ -16,7 +16,7 @@ import { SecretClient } from '@azure/keyvault-secrets';
 import { tlsAgent } from './http-json.js';
 import type { SecretProvider, SecretRef } from './secret-provider.js';
 import type { StoreConfigOf } from './store-config.js';
-import { deadlineSignal, StoreError, transportError } from './store-error.js';
+import { StoreError, transportError, underDeadline } from './store-error.js';
 import { selectFromText } from './select-key.js';
 
 type AzureConfig = StoreConfigOf<'azure-key-vault'>;
@@ -65,16 +65,11 @@ export class AzureKeyVaultProvider implements SecretProvider {
     this.#agent?.destroy();
   }
 
-  async #run<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>, caller: AbortSignal | undefined): Promise<T> {
-    const signals = deadlineSignal(this.#timeoutMs, caller);
-    try {
-      return await call(signals.signal);
-    } catch (error) {
-      throw this.#mapError(what, error, signals);
-    }
+  #run<T>(what: string, call: (abortSignal: AbortSignal) => Promise<T>, caller: AbortSignal | undefined): Promise<T> {
+    return underDeadline(this.#timeoutMs, caller, call, (error, signals) => this.#mapError(what, error, signals));
   }
 
-  #mapError(what: string, error: unknown, signals: ReturnType<typeof deadlineSignal>): StoreError {
+  #mapError(what: string, error: unknown, signals: Parameters<typeof transportError>[3]): StoreError {
     const { tenantId, clientId } = this.#config;
     const authority = this.#config.authorityHost ?? 'https://login.microsoftonline.com';
     if (error instanceof AuthenticationError || error instanceof CredentialUnavailableError || (error as { name?: string }).name === 'AuthenticationRequiredError') {

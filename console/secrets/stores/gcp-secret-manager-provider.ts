@@ -21,7 +21,7 @@ import { gaxios, JWT } from 'google-auth-library';
 import { tlsAgent } from './http-json.js';
 import type { SecretProvider, SecretRef } from './secret-provider.js';
 import type { StoreConfigOf } from './store-config.js';
-import { deadlineSignal, StoreError, transportError } from './store-error.js';
+import { StoreError, transportError, underDeadline } from './store-error.js';
 import { selectFromText } from './select-key.js';
 
 type GcpConfig = StoreConfigOf<'gcp-secret-manager'>;
@@ -93,25 +93,12 @@ export class GcpSecretManagerProvider implements SecretProvider {
     this.#agent?.destroy();
   }
 
-  /** google-gax takes a timeout, not a signal: the deadline is enforced by both, the caller's signal by a race. */
-  async #run<T>(what: string, call: (timeout: number) => Promise<T>, caller: AbortSignal | undefined): Promise<T> {
-    const signals = deadlineSignal(this.#timeoutMs, caller);
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signals.signal.reason);
-      signals.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([call(this.#timeoutMs), aborted]);
-    } catch (error) {
-      throw this.#mapError(what, error, signals);
-    } finally {
-      signals.signal.removeEventListener('abort', onAbort!);
-      aborted.catch(() => undefined);
-    }
+  /** google-gax takes a timeout, not a signal: it gets our deadline, and underDeadline races the caller's signal. */
+  #run<T>(what: string, call: (timeout: number) => Promise<T>, caller: AbortSignal | undefined): Promise<T> {
+    return underDeadline(this.#timeoutMs, caller, () => call(this.#timeoutMs), (error, signals) => this.#mapError(what, error, signals));
   }
 
-  #mapError(what: string, error: unknown, signals: ReturnType<typeof deadlineSignal>): StoreError {
+  #mapError(what: string, error: unknown, signals: Parameters<typeof transportError>[3]): StoreError {
     const { projectId, clientEmail } = this.#config;
     // A refused token request comes from gaxios with the token endpoint's OAuth error.
     const tokenResponse = (error as { response?: { status?: number; data?: { error?: unknown } }; config?: { url?: unknown } });

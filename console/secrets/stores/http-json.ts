@@ -14,7 +14,7 @@ import { request as httpRequest, Agent as HttpAgent, type IncomingHttpHeaders } 
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { StoreKind } from './store-config.js';
-import { deadlineSignal, StoreError, transportError } from './store-error.js';
+import { StoreError, transportError, underDeadline } from './store-error.js';
 
 const MAX_BODY = 1 << 20;
 
@@ -95,11 +95,7 @@ export function requestJson(url: URL, init: JsonRequest): Promise<JsonResponse> 
  * requestJson under the provider's deadline, with transport failures turned into StoreErrors that name
  * `address` (never the full URL: a query string may carry an application id or a secret's name).
  */
-export async function storeRequest(kind: StoreKind, address: string, url: URL, init: Omit<JsonRequest, 'signal'>, timeoutMs: number, caller?: AbortSignal): Promise<JsonResponse> {
-  const signals = deadlineSignal(timeoutMs, caller);
-  try {
-    return await requestJson(url, { ...init, signal: signals.signal });
-  } catch (error) {
-    throw transportError(kind, address, error, signals) ?? new StoreError('bad_response', kind, `the request to ${address} failed (${(error as { code?: string }).code ?? 'unknown error'})`);
-  }
+export function storeRequest(kind: StoreKind, address: string, url: URL, init: Omit<JsonRequest, 'signal'>, timeoutMs: number, caller?: AbortSignal): Promise<JsonResponse> {
+  return underDeadline(timeoutMs, caller, (signal) => requestJson(url, { ...init, signal }), (error, signals) =>
+    transportError(kind, address, error, signals) ?? new StoreError('bad_response', kind, `the request to ${address} failed (${(error as { code?: string }).code ?? 'unknown error'})`));
 }

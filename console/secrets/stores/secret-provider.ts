@@ -6,7 +6,7 @@
  * - Every call runs under a deadline (`timeoutMs`, 10 s by default) and the caller's optional AbortSignal.
  * - Errors are StoreErrors whose messages are safe to show (no secret values, no credentials).
  */
-import { AwsSecretsManagerProvider, AwsSsmProvider } from './aws-providers.js';
+import { AwsProvider } from './aws-providers.js';
 import { AzureKeyVaultProvider } from './azure-key-vault-provider.js';
 import { CyberArkProvider } from './cyberark-provider.js';
 import { GcpSecretManagerProvider } from './gcp-secret-manager-provider.js';
@@ -49,8 +49,8 @@ export function createProvider(config: StoreConfigInput, options: ProviderOption
   const c = parsed.data;
   switch (c.kind) {
     case 'vault': return new VaultProvider(c, timeoutMs);
-    case 'aws-secrets-manager': return new AwsSecretsManagerProvider(c, timeoutMs);
-    case 'aws-ssm': return new AwsSsmProvider(c, timeoutMs);
+    case 'aws-secrets-manager':
+    case 'aws-ssm': return new AwsProvider(c, timeoutMs);
     case 'azure-key-vault': return new AzureKeyVaultProvider(c, timeoutMs);
     case 'gcp-secret-manager': return new GcpSecretManagerProvider(c, timeoutMs);
     case 'cyberark': return new CyberArkProvider(c, timeoutMs);

@@ -72,7 +72,31 @@ export function transportError(kind: StoreKind, address: string, error: unknown,
 }
 
 /** A deadline of `timeoutMs` combined with the caller's signal. */
-export function deadlineSignal(timeoutMs: number, caller?: AbortSignal): { deadline: AbortSignal; signal: AbortSignal; caller?: AbortSignal | undefined } {
+function deadlineSignal(timeoutMs: number, caller?: AbortSignal): { deadline: AbortSignal; signal: AbortSignal; caller?: AbortSignal | undefined } {
   const deadline = AbortSignal.timeout(timeoutMs);
   return { deadline, caller, signal: caller ? AbortSignal.any([deadline, caller]) : deadline };
+}
+
+type Signals = ReturnType<typeof deadlineSignal>;
+
+/**
+ * Runs `call` under a deadline of `timeoutMs` and the caller's signal, turning whatever it throws into a
+ * StoreError with `mapError`. The call gets the combined signal; a client that takes none (google-gax takes a
+ * timeout) is still cut off by the race against it.
+ */
+export async function underDeadline<T>(timeoutMs: number, caller: AbortSignal | undefined, call: (signal: AbortSignal) => Promise<T>, mapError: (error: unknown, signals: Signals) => StoreError): Promise<T> {
+  const signals = deadlineSignal(timeoutMs, caller);
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signals.signal.reason);
+    signals.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  try {
+    return await Promise.race([call(signals.signal), aborted]);
+  } catch (error) {
+    throw error instanceof StoreError ? error : mapError(error, signals);
+  } finally {
+    signals.signal.removeEventListener('abort', onAbort);
+  }
 }
