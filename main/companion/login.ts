@@ -3,7 +3,8 @@
  *
  * - The keychain is checked first: without one (and without the explicit file flag) the user learns it before
  *   opening a browser, not after.
- * - The Console is verified (--ca / --pin / system store) before any OAuth request; its CA is remembered.
+ * - The Console is verified (--ca / --pin / system store) before any OAuth request; its CA is remembered, and a
+ *   new login to the same Console trusts it again without the flags.
  * - Browser (code + PKCE, loopback) or device grant; waiting ends on the caller's signal (Ctrl-C, timeout) with
  *   nothing written. Once the tokens are in, enrolment runs to the end: key pair here, CSR → certificate,
  *   hosts → contexts and `{ca,cert,key}.pem`, secrets → keychain, then the state file last (a half-done login has
@@ -58,7 +59,8 @@ export async function login(opts: LoginOptions): Promise<LoginResult> {
   }
   const configDirExisted = previous?.configDirExisted ?? (await stat(opts.configDir).then(() => true, () => false));
   const secrets = await openStateSecrets(opts.configDir, opts);
-  const ca = await establishConsoleTrust(consoleUrl, { ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.pin ? { pin: opts.pin } : {}) });
+  // Logging in again to the same Console trusts the CA remembered from before unless told otherwise.
+  const ca = opts.ca || opts.pin ? await establishConsoleTrust(consoleUrl, { ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.pin ? { pin: opts.pin } : {}) }) : previous?.consoleCa;
   const fetch = consoleFetch(consoleUrl, ca);
   const config = await discoverConsole(consoleUrl, fetch);
 

@@ -83,4 +83,16 @@ describe('a login the Console ended', () => {
     expect(can.code).toBe(3);
     expect(can.stderr).toContain(`drawbridge login ${world.console.url}`);
   }, 90_000);
+
+  it('logging in again ends that state, and the running agent carries on with the new login', async () => {
+    const run = machine.startCli(['login', world.console.url]); // the CA remembered from the first login
+    await browserSignIn(browser, await machine.nextUrl(), ALICE.name, ALICE.password);
+    const r = await run.exited();
+    expect(r.code, r.stderr).toBe(0);
+    const s = await status();
+    expect(s).toMatchObject({ state: 'active', groups: ['devs', 'oncall'] });
+    const before = agentEvents().filter((e) => e.event === 'renewed').length;
+    await pollUntil('the agent to renew the new login', () => agentEvents().filter((e) => e.event === 'renewed').length > before, 60_000, 200);
+    expect((await machine.docker(['--context', 'drawbridge-dev-a', 'ps'])).code).toBe(0);
+  }, 90_000);
 });
