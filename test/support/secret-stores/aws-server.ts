@@ -52,6 +52,15 @@ export class AwsServer {
     this.server = new ProtocolServer((req, body, res) => this.#handle(req, body, res));
   }
 
+  /** Back to empty: no credentials, secrets or parameters; counters cleared. */
+  reset(): void {
+    this.credentials.clear();
+    this.secrets.clear();
+    this.parameters.clear();
+    this.badSignatures = 0;
+    this.server.resetCounts();
+  }
+
   addCredential(accessKeyId: string, secretAccessKey: string, options: { sessionToken?: string; allow?: readonly string[] | '*' } = {}): void {
     this.credentials.set(accessKeyId, { secretAccessKey, ...(options.sessionToken ? { sessionToken: options.sessionToken } : {}), allow: options.allow ?? '*' });
   }

@@ -33,11 +33,7 @@ describe.each(cases)('$kind', ({ service, kind, what, listAction }) => {
   afterAll(() => aws.server.close());
   afterEach(() => {
     for (const p of providers.splice(0)) p.close();
-    aws.credentials.clear();
-    aws.secrets.clear();
-    aws.parameters.clear();
-    aws.server.counts.clear();
-    aws.badSignatures = 0;
+    aws.reset();
   });
 
   function seed(): void {

@@ -36,6 +36,15 @@ export class AzureKeyVaultServer {
     this.server = new ProtocolServer((req, body, res) => this.#handle(req, body, res), { tls });
   }
 
+  /** Back to empty: no clients, secrets, denials or tokens; counters cleared. */
+  reset(): void {
+    this.clients.clear();
+    this.secrets.clear();
+    this.denied.clear();
+    this.#tokens.clear();
+    this.server.resetCounts();
+  }
+
   addClient(tenant: string, clientId: string, secret: string): void {
     if (!this.clients.has(tenant)) this.clients.set(tenant, new Map());
     this.clients.get(tenant)!.set(clientId, secret);

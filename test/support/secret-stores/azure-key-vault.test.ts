@@ -41,10 +41,7 @@ beforeAll(async () => {
 afterAll(() => azure.server.close());
 afterEach(() => {
   for (const p of providers.splice(0)) p.close();
-  azure.clients.clear();
-  azure.secrets.clear();
-  azure.denied.clear();
-  azure.server.counts.clear();
+  azure.reset();
 });
 
 function seed(): void {

@@ -30,6 +30,13 @@ export class CyberArkServer {
     this.server = new ProtocolServer((req, _body, res) => this.#handle(req, res), options);
   }
 
+  /** Back to empty: no applications or accounts; counters cleared. */
+  reset(): void {
+    this.apps.clear();
+    this.accounts.clear();
+    this.server.resetCounts();
+  }
+
   addAccount(safe: string, object: string, properties: Record<string, string>, folder = 'Root'): void {
     this.accounts.set(`${safe}/${folder}/${object}`, { Safe: safe, Folder: folder, Name: object, PolicyID: 'UnixSSH', DeviceType: 'Operating System', ...properties });
   }

@@ -38,11 +38,8 @@ afterAll(async () => {
 });
 afterEach(() => {
   for (const p of providers.splice(0)) p.close();
-  for (const s of [ccp, mtls]) {
-    s.apps.clear();
-    s.accounts.clear();
-    s.server.counts.clear();
-  }
+  ccp.reset();
+  mtls.reset();
 });
 
 describe('fetch', () => {

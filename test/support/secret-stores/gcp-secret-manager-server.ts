@@ -33,6 +33,15 @@ export class GcpSecretManagerServer {
     this.server = new ProtocolServer((req, body, res) => this.#handle(req, body, res), options);
   }
 
+  /** Back to empty: no accounts, secrets, denials or tokens; counters cleared. */
+  reset(): void {
+    this.accounts.clear();
+    this.secrets.clear();
+    this.denied.clear();
+    this.#tokens.clear();
+    this.server.resetCounts();
+  }
+
   addServiceAccount(email: string, publicKeyPem: string): void {
     this.accounts.set(email, createPublicKey(publicKeyPem));
   }

@@ -33,10 +33,7 @@ beforeAll(async () => {
 afterAll(() => gcp.server.close());
 afterEach(() => {
   for (const p of providers.splice(0)) p.close();
-  gcp.accounts.clear();
-  gcp.secrets.clear();
-  gcp.denied.clear();
-  gcp.server.counts.clear();
+  gcp.reset();
 });
 
 function seed(): void {

@@ -61,6 +61,11 @@ export class ProtocolServer {
     return this.counts.get(route) ?? 0;
   }
 
+  resetCounts(): void {
+    this.counts.clear();
+    this.unknown.length = 0;
+  }
+
   async listen(port = 0): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);

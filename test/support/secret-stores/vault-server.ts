@@ -33,6 +33,16 @@ export class VaultServer {
     this.server = new ProtocolServer((req, _body, res) => this.#handle(req, _body, res), options);
   }
 
+  /** Back to empty: no mounts, tokens, roles or namespace; unsealed; counters cleared. */
+  reset(): void {
+    this.mounts.clear();
+    this.tokens.clear();
+    this.approles.clear();
+    this.namespace = undefined;
+    this.sealed = false;
+    this.server.resetCounts();
+  }
+
   mount(name: string, version: 1 | 2): Map<string, Record<string, unknown>> {
     const secrets = new Map<string, Record<string, unknown>>();
     this.mounts.set(name, { version, secrets });

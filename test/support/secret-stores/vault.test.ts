@@ -27,12 +27,7 @@ beforeAll(async () => {
 afterAll(() => vault.server.close());
 afterEach(() => {
   for (const p of providers.splice(0)) p.close();
-  vault.mounts.clear();
-  vault.tokens.clear();
-  vault.approles.clear();
-  vault.namespace = undefined;
-  vault.sealed = false;
-  vault.server.counts.clear();
+  vault.reset();
 });
 
 function seed(): void {
@@ -148,7 +143,7 @@ describe('testConnection', () => {
     await expectUnreachableWhileDown(vault.server, () => provider({ auth: token }).testConnection(), SECRETS);
   });
 
-  test('a server that does not answer in time is a timeout', async () => {
+  test('a server that does not answer: our deadline is a timeout, the caller\'s signal a cancellation', async () => {
     const { createServer } = await import('node:net');
     const sockets: import('node:net').Socket[] = [];
     const silent = createServer((s) => sockets.push(s));
@@ -158,6 +153,9 @@ describe('testConnection', () => {
       const p = secretStores.createProvider({ kind: 'vault', address: `http://127.0.0.1:${port}`, auth: token }, { timeoutMs: 300 });
       providers.push(p);
       await expectStoreError(p.testConnection(), 'timeout', ['did not answer in time'], SECRETS);
+      const patient = secretStores.createProvider({ kind: 'vault', address: `http://127.0.0.1:${port}`, auth: token });
+      providers.push(patient);
+      await expectStoreError(patient.fetch({ path: 'apps/db', key: 'password' }, AbortSignal.timeout(200)), 'timeout', ['was cancelled'], SECRETS);
     } finally {
       for (const s of sockets) s.destroy();
       silent.close();
