@@ -105,14 +105,17 @@ async function runLogin(out: Output, configDir: string, url: string, v: Values):
 async function runAgent(out: Output, configDir: string): Promise<number> {
   const stop = interruption();
   out.note(`drawbridge agent: renewing certificates for ${configDir} at 2/3 of their lifetime (Ctrl-C to stop)`);
-  await runRenewalAgent(configDir, {
-    signal: stop.signal,
-    events: {
-      renewed: (r) => out.result({ event: 'renewed', ...r }, `renewed: serial ${r.serial}, valid until ${r.notAfter} (${r.tookMs.toFixed(0)} ms)`),
-      failed: (e, retry) => out.result({ event: 'failed', message: e.message, retryInMs: retry }, `renewal failed: ${e.message}${retry === null ? '' : ` (retrying in ${Math.round(retry / 1000)} s)`}`),
-    },
-  });
-  stop.dispose();
+  try {
+    await runRenewalAgent(configDir, {
+      signal: stop.signal,
+      events: {
+        renewed: (r) => out.result({ event: 'renewed', ...r }, `renewed: serial ${r.serial}, valid until ${r.notAfter} (${r.tookMs.toFixed(0)} ms)`),
+        failed: (e, retry) => out.result({ event: 'failed', message: e.message, retryInMs: retry }, `renewal failed: ${e.message}${retry === null ? '' : ` (retrying in ${Math.round(retry / 1000)} s)`}`),
+      },
+    });
+  } finally {
+    stop.dispose();
+  }
   return EXIT_CODES.ok;
 }
 

@@ -77,6 +77,7 @@ export async function freshAccessToken(session: ConsoleSession): Promise<string>
  * The session is re-read under the lock (another process may have rotated the token meanwhile).
  */
 export async function withConsoleApi<T>(configDir: string, task: (api: ConsoleApi, session: ConsoleSession) => Promise<T>, service?: string): Promise<T> {
+  await requireState(configDir); // before the lock, which would create the state dir
   return withStateLock(configDir, async () => {
     const session = await openConsoleSession(configDir, service);
     try {

@@ -13,6 +13,7 @@
  * - One Console per docker config dir: a login to another one asks for logout first. Logging in again to the
  *   same Console replaces the old login, which is revoked at the Console.
  */
+import { stat } from 'node:fs/promises';
 import { CompanionError } from './companion-errors.js';
 import { consoleApi } from './console-api.js';
 import { consoleFetch, establishConsoleTrust } from './console-https.js';
@@ -22,7 +23,6 @@ import { readState, stateDirOf, withStateLock, writeState, type CompanionState, 
 import { materialiseHosts } from './materialise-hosts.js';
 import { openStateSecrets, type SecretStoreChoice } from './console-session.js';
 import { canonicalConsoleUrl } from './secret-store.js';
-import { stat } from 'node:fs/promises';
 
 export interface LoginOptions extends SecretStoreChoice {
   readonly consoleUrl: string;

@@ -94,6 +94,24 @@ describe('before login', () => {
     expect(await snapshotTree(machine.dockerDir)).toEqual(before);
   });
 
+  it('a Console that does not answer: exit 4 with what to check', async () => {
+    const r = await machine.cli(['login', 'https://127.0.0.1:1', '--ca', caFile]);
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toMatch(/cannot reach the Console at https:\/\/127\.0\.0\.1:1 .*check the URL and your network/);
+  });
+
+  it('commands that need a login say how to get one (exit 3); bad arguments are usage errors (exit 2)', async () => {
+    for (const args of [['use', 'dev-a'], ['renew'], ['can', 'container_list', '--host', 'dev-a']]) {
+      const r = await machine.cli(args);
+      expect(r.code, args.join(' ')).toBe(3);
+      expect(r.stderr).toContain('not logged in; run drawbridge login <console-url>');
+    }
+    expect((await machine.cli(['use'])).code).toBe(2);
+    expect((await machine.cli(['login', world.console.url, '--no-such-flag'])).code).toBe(2);
+    expect((await machine.cli(['login', 'ftp://x'])).code).toBe(2);
+    expect(await snapshotTree(machine.dockerDir)).toEqual(before);
+  });
+
   it('status says how to log in (exit 3)', async () => {
     const r = await machine.cli(['status']);
     expect(r.code).toBe(3);
