@@ -34,23 +34,24 @@ function noContextNote(host: MyHost): string | undefined {
 /** Writes every context and the cert files; resolves to the host entries to remember. */
 export async function materialiseHosts(opts: MaterialiseOptions): Promise<HostEntry[]> {
   const store = new DockerContextStore(opts.configDir);
-  const entries: HostEntry[] = [];
-  for (const host of opts.hosts) {
-    const note = noContextNote(host);
-    const base = { hostName: host.hostName, dockerHost: host.dockerHost, listener: host.listener, summary: host.summary };
-    if (note !== undefined) {
-      entries.push({ ...base, context: null, note });
-      continue;
-    }
-    const name = contextNameForHost(host.hostName);
-    await store.write({ name, dockerHost: host.dockerHost!, tls: opts.tls, drawbridge: { console: opts.console, host: host.hostName } });
-    entries.push({ ...base, context: name });
-  }
+  const certFiles = new DockerCertFiles({ configDir: opts.configDir, stateDir: opts.stateDir }).install(opts.tls);
+  certFiles.catch(() => undefined); // awaited below
+  // Hosts are independent (each context has its own dirs): written side by side, each file still atomic.
+  const entries = await Promise.all(
+    opts.hosts.map(async (host): Promise<HostEntry> => {
+      const note = noContextNote(host);
+      const base = { hostName: host.hostName, dockerHost: host.dockerHost, listener: host.listener, summary: host.summary };
+      if (note !== undefined) return { ...base, context: null, note };
+      const name = contextNameForHost(host.hostName);
+      await store.write({ name, dockerHost: host.dockerHost!, tls: opts.tls, drawbridge: { console: opts.console, host: host.hostName } });
+      return { ...base, context: name };
+    }),
+  );
   const wanted = new Set(entries.map((e) => e.context).filter((c): c is string => c !== null));
   for (const stale of await store.list()) {
     if (stale.drawbridge?.console === opts.console && !wanted.has(stale.name)) await store.remove(stale.name);
   }
-  await new DockerCertFiles({ configDir: opts.configDir, stateDir: opts.stateDir }).install(opts.tls);
+  await certFiles;
   return entries;
 }
 

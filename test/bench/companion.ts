@@ -154,19 +154,19 @@ async function main(): Promise<void> {
     refresh = r.refreshToken;
   }
 
-  const row = (name: string, v: number[]): string[] => [name, fmt(median(v), 1), fmt(Math.min(...v), 1), fmt(Math.max(...v), 1)];
+  const row = (name: string, v: number[], base?: number[]): string[] => [name, fmt(median(v), 1), fmt(Math.min(...v), 1), fmt(Math.max(...v), 1), base ? `${fmt(median(v) / median(base), 2)}×` : ''];
   console.log('');
-  console.log(table(['ms (median, min, max)', 'median', 'min', 'max'], [
-    row('login: redirect → contexts ready (companion)', login),
+  console.log(table(['ms', 'median', 'min', 'max', 'vs baseline'], [
+    row('login: redirect → contexts ready (companion)', login, loginBase),
     row('login: baseline (code exchange + cert + hosts, nothing written)', loginBase),
-    row('renewal (companion)', renew),
-    row('renewal: baseline (refresh + cert + hosts)', renewBase),
+    row('renewal (companion)', renew, renewBase),
+    row('renewal: baseline (refresh + cert + hosts, nothing written)', renewBase),
   ]));
   console.log('');
+  // What the companion adds on top of the protocol is local: a key pair, ~15 atomic writes (fsync'd), keychain calls.
   console.log(table(['check', 'value', 'target', ''], ratioRows([
     { what: 'login redirect → contexts ready, s (median)', value: median(login) / 1000, op: '<=', target: 1 },
-    { what: 'login: companion / baseline', value: median(login) / median(loginBase), op: '<=', target: 3 },
-    { what: 'renewal: companion / baseline', value: median(renew) / median(renewBase), op: '<=', target: 3 },
+    { what: 'renewal, s (median)', value: median(renew) / 1000, op: '<=', target: 1 },
   ])));
 }
 
