@@ -40,7 +40,7 @@ const OPTIONS: Record<(typeof COMPANION_COMMANDS)[number], { options: Options; p
   login: {
     options: { device: { type: 'boolean' }, ca: { type: 'string' }, pin: { type: 'string' }, 'insecure-file-store': { type: 'boolean' }, 'allow-file-keys': { type: 'boolean' }, timeout: { type: 'string' } },
     positionals: 1,
-    usage: 'drawbridge login <console-url> [--device] [--ca FILE | --pin sha256//…] [--insecure-file-store] [--timeout SECS] [--json]',
+    usage: 'drawbridge login <console-url> [--device] [--ca FILE | --pin sha256//…] [--insecure-file-store (or --allow-file-keys)] [--timeout SECS] [--json]',
   },
   logout: { options: {}, positionals: 0, usage: 'drawbridge logout [--json]' },
   status: { options: {}, positionals: 0, usage: 'drawbridge status [--json]' },
