@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { decideLeak, decideSharing, leakPathOf, sharedContainers } from './leak-paths.js';
+import { decideLeak, decideSharing, leakPathOf, pinSharedContainers, sharedContainers } from './leak-paths.js';
 import { SECRET_LABELS } from './secret-labels.js';
 
 const labels = (rules: string, allow = '') => ({ [SECRET_LABELS.rules]: rules, [SECRET_LABELS.allow]: allow, other: 'x' });
@@ -47,5 +47,25 @@ describe('leak paths', () => {
     expect(decideSharing('db1', labels('db'))).toMatchObject({ allowed: false, message: expect.stringMatching(/sharing the mounts or processes of 'db1' is denied/) });
     expect(decideSharing('db1', labels('db', 'copy')).allowed).toBe(true);
     expect(decideSharing('db1', {}).allowed).toBe(true);
+  });
+});
+
+describe('sharing references, pinned', () => {
+  const ID = (c: string) => c.repeat(64);
+  test('VolumesFrom, PidMode and Links (any letter case) are found and replaced by the checked ids', () => {
+    const body = { Image: 'x', hostconfig: { volumesfrom: ['a:ro', 'b'], PIDMODE: 'container:c', links: ['/d:alias', 'e'] } };
+    expect(sharedContainers(body)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    const ids = new Map([['a', ID('1')], ['b', ID('2')], ['c', ID('3')], ['d', ID('4')], ['e', ID('5')]]);
+    expect(pinSharedContainers(body, ids)).toEqual({ Image: 'x', hostconfig: { volumesfrom: [`${ID('1')}:ro`, ID('2')], PIDMODE: `container:${ID('3')}`, links: [`${ID('4')}:alias`, `${ID('5')}:e`] } });
+    expect(body.hostconfig.volumesfrom).toEqual(['a:ro', 'b']); // the input is not changed
+  });
+
+  test('a reference that was not checked is never forwarded', () => {
+    expect(() => pinSharedContainers({ HostConfig: { VolumesFrom: ['a'] } }, new Map())).toThrow(/not checked/);
+    expect(() => pinSharedContainers({ HostConfig: { VolumesFrom: ['a'] } }, new Map([['a', 'a']]))).toThrow(/not checked/);
+  });
+
+  test('VolumesFrom is split at the first colon, as dockerd does', () => {
+    expect(sharedContainers({ HostConfig: { VolumesFrom: ['a:b:ro'] } })).toEqual(['a']);
   });
 });

@@ -13,11 +13,15 @@
  *   secret. A path check would have to re-implement dockerd's resolution against a filesystem we cannot see; the
  *   image and the container's writable layer are the user's to shape. HEAD is refused too: it stats the same path.
  * - A new container that shares a secret-carrying container's mounts (`--volumes-from`, which copies its
- *   /run/secrets bind) or processes (`--pid container:…`, whose /proc/<pid>/root and environ show its files and
- *   env) is a copy path too: the create is refused unless the rules allow 'copy'.
+ *   /run/secrets bind), processes (`--pid container:…`, whose /proc/<pid>/root and environ show its files and
+ *   env) or environment (`--link`, which on the default bridge copies its env into `<ALIAS>_ENV_<NAME>`
+ *   variables) is a copy path too: the create is refused unless the rules allow 'copy'.
+ * - The shared references are then pinned to the full ids that were checked (pinSharedContainers), so a rename
+ *   between the check and dockerd's create cannot swap in another container (pin-container.ts).
  * - A container without markers: nothing to decide here (access rules did).
  */
-import { fieldValue, isJsonObject } from './go-json-fields.js';
+import { fieldKey, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { FULL_ID } from './pin-container.js';
 import { readMarkers } from './secret-labels.js';
 import type { LeakPath } from './secret-rules.js';
 
@@ -50,17 +54,62 @@ export function decideLeak(action: string, labels: unknown): LeakDecision {
   };
 }
 
-/** Containers a create body shares mounts or processes with: `VolumesFrom` (`name[:ro|rw]`) and `PidMode` `container:name`. */
+/** A `--link` spec `name[:alias]` (dockerd's opts.ParseLink: a leading `/` is dropped from both). */
+function parseLink(spec: string): { name: string; alias: string } {
+  const [name = '', alias] = spec.split(':', 2);
+  const clean = (s: string) => s.replace(/^\//, '');
+  return { name: clean(name), alias: clean(alias ?? name) };
+}
+
+/**
+ * Every container reference of a create body that shares another container's mounts, processes or environment:
+ * `VolumesFrom` (`name[:ro|rw]`), `PidMode` `container:name`, `Links` (`name[:alias]`). `rewrite` (see
+ * pinSharedContainers) replaces each reference in a copy of the body; without it the body is only read.
+ */
+function visitShared(createBody: JsonObject, visit: (ref: string) => string): JsonObject {
+  const hostConfigKey = fieldKey(createBody, 'HostConfig', '');
+  if (hostConfigKey === null || !isJsonObject(createBody[hostConfigKey])) return createBody;
+  const hostConfig: JsonObject = { ...(createBody[hostConfigKey] as JsonObject) };
+  const fromKey = fieldKey(hostConfig, 'VolumesFrom', 'HostConfig.');
+  const pidKey = fieldKey(hostConfig, 'PidMode', 'HostConfig.');
+  const linksKey = fieldKey(hostConfig, 'Links', 'HostConfig.');
+  if (fromKey !== null && Array.isArray(hostConfig[fromKey])) {
+    hostConfig[fromKey] = (hostConfig[fromKey] as unknown[]).map((f) => {
+      if (typeof f !== 'string' || f === '') return f;
+      const colon = f.indexOf(':'); // dockerd's parseVolumesFrom: the id is what comes before the first ':'
+      return colon < 0 ? visit(f) : `${visit(f.slice(0, colon))}${f.slice(colon)}`;
+    });
+  }
+  const pid = pidKey === null ? undefined : hostConfig[pidKey];
+  if (pidKey !== null && typeof pid === 'string' && pid.startsWith('container:')) hostConfig[pidKey] = `container:${visit(pid.slice('container:'.length))}`;
+  if (linksKey !== null && Array.isArray(hostConfig[linksKey])) {
+    hostConfig[linksKey] = (hostConfig[linksKey] as unknown[]).map((l) => {
+      if (typeof l !== 'string' || l === '') return l;
+      const { name, alias } = parseLink(l);
+      return `${visit(name)}:${alias}`;
+    });
+  }
+  return { ...createBody, [hostConfigKey]: hostConfig };
+}
+
+/** Containers a create body shares mounts, processes or environment with (see visitShared). */
 export function sharedContainers(createBody: unknown): string[] {
   if (!isJsonObject(createBody)) return [];
-  const hostConfig = fieldValue(createBody, 'HostConfig', '');
-  if (!isJsonObject(hostConfig)) return [];
   const out: string[] = [];
-  const from = fieldValue(hostConfig, 'VolumesFrom', 'HostConfig.');
-  if (Array.isArray(from)) for (const f of from) if (typeof f === 'string' && f !== '') out.push(f.replace(/:(ro|rw)$/, ''));
-  const pid = fieldValue(hostConfig, 'PidMode', 'HostConfig.');
-  if (typeof pid === 'string' && pid.startsWith('container:')) out.push(pid.slice('container:'.length));
+  visitShared(createBody, (ref) => {
+    out.push(ref);
+    return ref;
+  });
   return out;
+}
+
+/** The create body with every shared container reference replaced by the full id it was checked as (`ids`: ref → id). */
+export function pinSharedContainers(createBody: JsonObject, ids: ReadonlyMap<string, string>): JsonObject {
+  return visitShared(createBody, (ref) => {
+    const id = ids.get(ref);
+    if (id === undefined || !FULL_ID.test(id)) throw new Error(`shared container '${ref}' was not checked`);
+    return id;
+  });
 }
 
 /** The decision for a create that shares `ref`'s mounts or processes (see sharedContainers); `labels` are ref's. */

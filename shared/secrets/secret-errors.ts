@@ -9,4 +9,5 @@ export const secretErrors = errorTable({
   forged_marker: { status: 400 },                         // a create that sets Drawbridge's own labels
   secret_unavailable: { status: 503, expose: true },      // a rule needs a value this Defender does not have
   leak_denied: { status: 403 },                           // commit / export / copy of a secret-carrying container
+  no_such_container: { status: 404 },                     // a container a decision needs does not exist (dockerd's text)
 });
