@@ -1,5 +1,5 @@
 /**
- * dockerd's event stream, for the containers that carry secret directories: `die` and `destroy` only (filtered by
+ * dockerd's event stream, for the containers that carry secret directories: `die`, `stop` and `destroy` only (filtered by
  * dockerd), over the Defender's own upstream connection.
  *
  * - Reconnects for as long as the Defender runs (backoff 0.5 s → 30 s); each (re)connection calls `onConnected`
@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { NdjsonLines } from '../ndjson-lines.js';
 
 export interface ContainerEvent {
-  readonly action: 'die' | 'destroy';
+  readonly action: 'die' | 'stop' | 'destroy';
   readonly id: string;
   readonly attributes: Readonly<Record<string, string>>;
 }
@@ -23,7 +23,7 @@ export interface EventWatch {
   stop(): void;
 }
 
-const FILTERS = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['die', 'destroy'], label: [SECRET_LABELS.instance] }));
+const FILTERS = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['die', 'stop', 'destroy'], label: [SECRET_LABELS.instance] }));
 
 export function watchContainerEvents(upstream: DockerUpstream, log: Logger, handlers: { onConnected(): void; onEvent(event: ContainerEvent): void }): EventWatch {
   const backoff = new Backoff();
@@ -75,7 +75,7 @@ export function watchContainerEvents(upstream: DockerUpstream, log: Logger, hand
         for (const text of texts) {
           try {
             const e = JSON.parse(text) as { Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
-            if ((e.Action === 'die' || e.Action === 'destroy') && e.Actor?.ID) handlers.onEvent({ action: e.Action, id: e.Actor.ID, attributes: e.Actor.Attributes ?? {} });
+            if ((e.Action === 'die' || e.Action === 'stop' || e.Action === 'destroy') && e.Actor?.ID) handlers.onEvent({ action: e.Action, id: e.Actor.ID, attributes: e.Actor.Attributes ?? {} });
           } catch {
             /* not an event we know */
           }

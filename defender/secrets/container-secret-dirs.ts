@@ -3,12 +3,17 @@
  *
  * - Written before dockerd sees the create (its bind source must exist) and again before every start or restart
  *   through the Defender, with the values in force then.
- * - Removed when the container dies or is destroyed (dockerd's events). A `die` is ignored while a start or
- *   restart of that container is going through the Defender, and when the container runs again by the time we
- *   look (a restart): it would pull the files from under the container just started. A restart by dockerd itself
- *   (a restart policy) finds no directory and fails: the container does not run without the Defender.
- * - Swept whenever the event stream (re)connects, Defender start included: directories of containers that are
- *   no longer running (or gone) are removed; running ones are refreshed with the values in force.
+ * - Kept while dockerd will run the container again by itself: after a `die`, dockerd has already decided about
+ *   its restart policy (always, unless-stopped, on-failure with a non-zero exit and retries left) and marked it
+ *   Restarting (State.Running stays true) — or it is running again. A `docker stop` marks it manually stopped
+ *   first, so its `die` finds it neither running nor restarting.
+ * - Removed when no running or restarting container owns the directory after a `die`, `stop` or `destroy`
+ *   (dockerd's events). An owner is a container carrying the instance marker AND mounting the directory: markers
+ *   can come from an image's labels (a container created from an image that carries them), and such a container
+ *   must neither keep another container's files alive nor have them removed. A `die` is ignored while a start or
+ *   restart of that container is going through the Defender (the files are being written for it).
+ * - Swept whenever the event stream (re)connects, Defender start included: directories without a running owner
+ *   (the container is stopped or gone) are removed; running ones are refreshed with the values in force.
  * - New values (a snapshot with rotated secrets) are rewritten into every running container's directory.
  * - Only names and instance ids are logged.
  */
@@ -95,18 +100,26 @@ export class ContainerSecretDirs {
     }
   }
 
+  /** Whether `c` really holds `instance`'s directory (created with it by the Defender), and runs or will run again. */
+  private owns(c: { running: boolean; mountSources: readonly string[] }, instance: string): boolean {
+    return c.running && c.mountSources.includes(this.files.hostDir(instance));
+  }
+
   private async onEvent(e: ContainerEvent): Promise<void> {
     const instance = e.attributes[SECRET_LABELS.instance] ?? '';
     if (!INSTANCE_ID.test(instance)) return;
-    if (e.action === 'die') {
-      if (this.busy.has(instance)) return;
-      try {
-        if ((await lookupContainer(this.upstream, e.id))?.running) return; // restarted already
-      } catch {
-        /* cannot tell: remove (the secret must not outlive the container) */
-      }
-      if (this.busy.has(instance)) return;
+    if (this.busy.has(instance)) return;
+    try {
+      // The container itself by inspect (current state; the list answers from a view dockerd updates after the
+      // event), then any other container carrying the marker (when this one's marker was forged).
+      const self = e.action === 'destroy' ? null : await lookupContainer(this.upstream, e.id);
+      if (self && this.owns(self, instance)) return; // restarting, or restarted already
+      const holders = await listMarkedContainers(this.upstream, instance);
+      if (holders.some((c) => c.id !== e.id && this.owns(c, instance))) return; // the event was a forged marker's
+    } catch {
+      /* cannot tell: remove (the secret must not outlive the container) */
     }
+    if (this.busy.has(instance)) return;
     this.remove(instance, `container ${e.action}`);
   }
 
@@ -122,7 +135,7 @@ export class ContainerSecretDirs {
     const running = new Map<string, SecretMarkers>();
     for (const c of containers) {
       const markers = readMarkers(c.labels);
-      if (c.running && markers?.instance) running.set(markers.instance, markers);
+      if (markers?.instance && this.owns(c, markers.instance)) running.set(markers.instance, markers);
     }
     for (const instance of this.files.instances()) {
       if (this.busy.has(instance)) continue;

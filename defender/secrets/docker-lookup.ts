@@ -13,7 +13,10 @@ const TIMEOUT_MS = 15_000;
 export interface ContainerFacts {
   readonly id: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Running, paused, or restarting (dockerd will start it again by itself: its restart policy). */
   readonly running: boolean;
+  /** Host paths of its mounts (bind sources). */
+  readonly mountSources: readonly string[];
 }
 
 /** GET `path` from dockerd → status and parsed JSON (null body for non-JSON). */
@@ -51,8 +54,11 @@ export function upstreamJson(upstream: DockerUpstream, path: string): Promise<{ 
 
 function facts(raw: Record<string, any>): ContainerFacts {
   const labels = (raw.Config?.Labels ?? raw.Labels ?? {}) as Record<string, string>;
-  const running = raw.State && typeof raw.State === 'object' ? raw.State.Running === true : raw.State === 'running' || raw.State === 'paused';
-  return { id: String(raw.Id ?? ''), labels, running };
+  // Inspect: State.Running stays true while dockerd waits to restart a container (State.Restarting); list: a word.
+  const running = raw.State && typeof raw.State === 'object' ? raw.State.Running === true || raw.State.Restarting === true : ['running', 'paused', 'restarting'].includes(raw.State);
+  const mounts = Array.isArray(raw.Mounts) ? (raw.Mounts as Record<string, unknown>[]) : [];
+  const mountSources = mounts.map((m) => m?.Source).filter((s): s is string => typeof s === 'string');
+  return { id: String(raw.Id ?? ''), labels, running, mountSources };
 }
 
 /** The container named or id-prefixed `ref`, as dockerd resolves it; null when dockerd knows none (404). */
@@ -63,9 +69,9 @@ export async function lookupContainer(upstream: DockerUpstream, ref: string): Pr
   return facts(body as Record<string, any>);
 }
 
-/** Every container (running or not) that carries a secret directory marker. */
-export async function listMarkedContainers(upstream: DockerUpstream): Promise<ContainerFacts[]> {
-  const filters = encodeURIComponent(JSON.stringify({ label: [SECRET_LABELS.instance] }));
+/** Every container (running or not) that carries a secret directory marker (`instance`: that one only). */
+export async function listMarkedContainers(upstream: DockerUpstream, instance?: string): Promise<ContainerFacts[]> {
+  const filters = encodeURIComponent(JSON.stringify({ label: [instance === undefined ? SECRET_LABELS.instance : `${SECRET_LABELS.instance}=${instance}`] }));
   const { status, body } = await upstreamJson(upstream, `/containers/json?all=1&filters=${filters}`);
   if (status !== 200 || !Array.isArray(body)) throw new Error(`dockerd answered ${status} to a container list`);
   return (body as Record<string, any>[]).map(facts);
