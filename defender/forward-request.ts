@@ -133,7 +133,7 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   } else if (framing.kind === 'chunked') headers.push('Transfer-Encoding', 'chunked');
   else if (framing.kind === 'length') headers.push('Content-Length', String(framing.length));
 
-  const up = upstream.request(req.method!, req.url!, headers);
+  const up = upstream.request(req.method!, step?.url ?? req.url!, headers); // a container reference pinned to its id
   let done = false;
   const abort = (): void => {
     if (!done) up.destroy();

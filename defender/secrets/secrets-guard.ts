@@ -9,18 +9,27 @@
  *   with the values in force (they were removed when it stopped).
  * - container_inspect: the answer is redacted (inspect-response.ts).
  * - container_commit / export / archive GET, HEAD / copy: the container's labels are looked up in dockerd first,
- *   then decided (leak-paths.ts). A lookup that fails → 503 (fail closed); a container dockerd does not know is
- *   left to dockerd (it answers 404).
+ *   then decided (leak-paths.ts). A lookup that fails → 503 (fail closed); a container dockerd does not know →
+ *   404 here (forwarding the name would let one created or renamed in the meantime through).
+ * - Every request decided from a container lookup (leak paths, start, restart, the containers a create shares)
+ *   is forwarded with the reference pinned to the full id that was checked (pin-container.ts): a rename or a
+ *   replace between the check and dockerd cannot swap the container.
+ * - container_create and volume_create: a host path that is the secrets base, inside it or above it → 403
+ *   (host-mounts.ts), compared as written and with symlinks resolved on this host.
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
  *   value. Exec is not touched: access rules govern it (`docker exec … printenv` shows env secrets).
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, realpathSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Classification } from '../../shared/docker/classify-request.js';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
-import { decideLeak, decideSharing, leakPathOf, sharedContainers } from '../../shared/secrets/leak-paths.js';
-import { readMarkers } from '../../shared/secrets/secret-labels.js';
+import type { JsonObject } from '../../shared/secrets/go-json-fields.js';
+import { hostMountSources, refuseSecretsBaseMounts, volumeDevice } from '../../shared/secrets/host-mounts.js';
+import { decideLeak, decideSharing, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
+import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
+import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
 import { secretErrors } from '../../shared/secrets/secret-errors.js';
 import type { AuditEventWire } from '../../shared/wire/defender-console.js';
@@ -37,6 +46,8 @@ export type AuditSecrets = NonNullable<AuditEventWire['secrets']>;
 export interface SecretsStep {
   /** The body to forward instead of the one received. */
   readonly body?: Buffer;
+  /** The request target to forward instead of the one received (a container reference pinned to its id). */
+  readonly url?: string;
   readonly audit?: AuditSecrets;
   /** Takes over dockerd's answer (true) or leaves it to be streamed (false). */
   readonly respond?: (upRes: IncomingMessage, res: ServerResponse, headers: readonly string[]) => boolean;
@@ -74,17 +85,48 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     }
   };
 
+  /** A container that must exist for the decision; dockerd's own 404 text when it does not. */
+  const lookupExisting = async (ref: string): Promise<ContainerFacts> => {
+    const found = await lookup(ref);
+    if (found === null) throw secretErrors.no_such_container(`No such container: ${ref}`);
+    return found;
+  };
+
+  /** Refuses host paths that reach the secrets base, as written and with symlinks resolved here. */
+  const refuseBaseMounts = (paths: readonly string[]): void => {
+    if (paths.length === 0) return;
+    const base = opts.dirs.files.base;
+    const bases = existsSync(base) ? [base, realpathSync(base)] : [base];
+    refuseSecretsBaseMounts(paths, bases);
+    const resolved: string[] = [];
+    for (const p of paths) {
+      try {
+        resolved.push(realpathSync(p));
+      } catch {
+        /* not on this host (yet): dockerd refuses a bind of a missing path, or creates it as a plain directory */
+      }
+    }
+    refuseSecretsBaseMounts(resolved, bases);
+  };
+
   async function create(url: string, body: Buffer | null): Promise<SecretsStep | null> {
     if (body === null || body.length === 0) return null;
-    const json: unknown = JSON.parse(body.toString('utf8')); // checkJsonBody ran
+    let json: unknown = JSON.parse(body.toString('utf8')); // checkJsonBody ran
     const target = createTarget(json, { name: queryParam(url, 'name'), host: opts.hostName });
-    for (const ref of sharedContainers(json)) {
-      const shared = await lookup(ref);
-      const d = decideSharing(ref, shared?.labels);
-      if (!d.allowed) throw secretErrors.leak_denied(d.message);
+    refuseBaseMounts(hostMountSources(json));
+    const shared = sharedContainers(json);
+    if (shared.length) {
+      const ids = new Map<string, string>();
+      for (const ref of shared) {
+        const container = await lookupExisting(ref);
+        const d = decideSharing(ref, container.labels);
+        if (!d.allowed) throw secretErrors.leak_denied(d.message);
+        ids.set(ref, container.id);
+      }
+      json = pinSharedContainers(json as JsonObject, ids);
     }
     const rules = matchSecretRules(secrets.compiled, target);
-    if (rules.length === 0) return null;
+    if (rules.length === 0) return shared.length ? { body: Buffer.from(JSON.stringify(json), 'utf8') } : null;
     const id = randomBytes(16).toString('hex');
     const injection = injectSecrets(json, target, rules, secrets.values, { id, hostDir: opts.dirs.files.hostDir(id) });
     const { plan } = injection;
@@ -110,12 +152,18 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     };
   }
 
-  async function start(ref: string): Promise<SecretsStep | null> {
-    const container = await lookup(ref);
-    const markers = readMarkers(container?.labels);
-    if (!markers) return null;
+  async function start(c: Classification, url: string): Promise<SecretsStep | null> {
+    const container = await lookupExisting(c.params.name ?? '');
+    const pinned = pinContainerTarget(c, url, container.id);
+    const markers = readMarkers(container.labels);
+    if (!markers) return { url: pinned };
     const audit: AuditSecrets = { rules: [...markers.rules], names: [...markers.env, ...markers.files] };
-    if (!markers.files.length || !markers.instance) return { audit };
+    if (!markers.files.length || !markers.instance) return { url: pinned, audit };
+    if (!container.mountSources.includes(opts.dirs.files.hostDir(markers.instance))) {
+      // Markers the Defender did not put there (an image's labels): writing files for them would overwrite
+      // another container's secret directory.
+      throw secretErrors.forged_marker(`[Drawbridge] this container carries Drawbridge's secret labels but was not given secrets by the Defender (its image has '${SECRET_LABELS.instance}'?); re-create it from an image without io.drawbridge.* labels`);
+    }
     const release = opts.dirs.hold(markers.instance);
     try {
       opts.dirs.provide(markers);
@@ -123,16 +171,25 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
       release();
       throw e;
     }
-    return { audit, settled: release };
+    return { url: pinned, audit, settled: release };
   }
 
-  async function leak(action: string, ref: string): Promise<SecretsStep | null> {
+  async function leak(c: Classification, url: string): Promise<SecretsStep | null> {
+    const ref = c.action === 'container_commit' ? queryParam(url, 'container') : (c.params.name ?? '');
     if (ref === '') return null; // dockerd refuses it
-    const container = await lookup(ref);
-    const d = decideLeak(action, container?.labels);
+    const container = await lookupExisting(ref);
+    const d = decideLeak(c.action, container.labels);
     if (!d.allowed) throw secretErrors.leak_denied(d.message);
-    if (d.rules.length) log.info('a leak path was allowed by the secret rules', { action, rules: d.rules.join(',') });
-    return d.rules.length ? { audit: { rules: [...d.rules], names: [] } } : null;
+    if (d.rules.length) log.info('a leak path was allowed by the secret rules', { action: c.action, rules: d.rules.join(',') });
+    const pinned = pinContainerTarget(c, url, container.id);
+    return d.rules.length ? { url: pinned, audit: { rules: [...d.rules], names: [] } } : { url: pinned };
+  }
+
+  function volumeCreate(body: Buffer | null): null {
+    if (body === null || body.length === 0) return null;
+    const device = volumeDevice(JSON.parse(body.toString('utf8')));
+    if (device !== null) refuseBaseMounts([device]);
+    return null;
   }
 
   async function prepare(c: Classification, url: string, body: Buffer | null): Promise<SecretsStep | null> {
@@ -141,12 +198,14 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         return create(url, body);
       case 'container_start':
       case 'container_restart':
-        return start(c.params.name ?? '');
+        return start(c, url);
       case 'container_inspect':
         return { respond: respondRedacted };
+      case 'volume_create':
+        return volumeCreate(body);
       default:
         if (leakPathOf(c.action) === null) return null;
-        return leak(c.action, c.action === 'container_commit' ? queryParam(url, 'container') : (c.params.name ?? ''));
+        return leak(c, url);
     }
   }
 

@@ -1,0 +1,327 @@
+// Secrets under attack, end to end: a real Console (built-in store, secret rules) and a real Defender enrolled with
+// it in front of the private dockerd, attacked through the real docker CLI and raw TLS requests by a user whom
+// the access rules allow everything. Each test is one attack that worked before it was closed:
+// - a rename between the Defender's container lookup and dockerd's own (the request is pinned to the full id);
+// - dockerd's restart policy finding no secret directory (kept while dockerd will restart the container);
+// - binds or volumes of the Defender's secrets directory (as written, via a host symlink, inline volume options,
+//   `docker volume create`);
+// - `--link` to a secret-carrying container (its env is copied into the linking container on the default bridge);
+// - an image carrying Drawbridge's marker labels, whose containers made the Defender overwrite or remove another
+//   container's secret directory.
+// What held without a change is checked too (path tricks on leak routes, case-variant fields).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { startConsoleProcess, type ConsoleProcess } from '../support/console-process.js';
+import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
+import { daemonRequest, removeLabelled } from '../support/daemon-request.js';
+import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
+import { docker } from '../support/docker-cli.js';
+import type {} from '../support/global-setup.js';
+import { pollUntil } from '../support/poll.js';
+import { RawTlsClient, rawRequest } from '../support/tls-client.js';
+
+const LABEL = 'drawbridge.test=defender-secrets-attacks';
+const tag = (): string => randomBytes(6).toString('hex');
+const DB_PASSWORD = `db-${tag()}-pw`;
+const TOKEN = `token-${tag()}-v1`;
+const ALL_VALUES = [DB_PASSWORD, TOKEN];
+
+let work: string;
+let secretsDir: string;
+let consoleProc: ConsoleProcess;
+let defender: DefenderProcess;
+let eve: { dir: string };
+let image: string;
+const dockerHost = (): string => inject('dockerHost');
+
+const api = async <T = any>(method: string, path: string, json?: unknown) =>
+  consoleProc.call<T>(method, path, { token: await consoleProc.adminToken(), ...(json === undefined ? {} : { json }) });
+
+async function apiOk<T = any>(method: string, path: string, json: unknown, status = 200): Promise<T> {
+  const r = await api<T>(method, path, json);
+  expect(r.status, `${method} ${path}: ${r.text}`).toBe(status);
+  return r.body;
+}
+
+const env = (): NodeJS.ProcessEnv => dockerEnvFor(defender.host, eve.dir, join(work, 'docker-config'));
+const run = (args: string[]) => docker(args, { env: env(), timeoutMs: 60_000 });
+const labels = (app: string): string[] => ['--label', LABEL, '--label', `app=${app}`];
+
+async function runOk(args: string[]): Promise<string> {
+  const r = await run(args);
+  expect(r.code, `docker ${args.join(' ')}\n${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+async function startContainer(app: string, extra: string[] = [], cmd = ['sleep', '600']): Promise<string> {
+  const name = `dbatk-${app}-${tag()}`;
+  await runOk(['run', '-d', '--name', name, ...labels(app), ...extra, image, ...cmd]);
+  return name;
+}
+
+async function inspectDirect(name: string): Promise<any> {
+  return (await daemonRequest(dockerHost(), 'GET', `/containers/${name}/json`)).json();
+}
+
+async function hostDirOf(name: string): Promise<string> {
+  return join(secretsDir, (await inspectDirect(name)).Config.Labels['io.drawbridge.secrets.instance']);
+}
+
+async function rawOnce(method: string, target: string, headers: Record<string, string | number> = {}, body?: string): Promise<{ status: number; text: string }> {
+  const client = await RawTlsClient.connect(defender.port, eve.dir);
+  try {
+    await client.write(rawRequest(method, target, { ...headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }) }, body));
+    const res = await client.readResponse(method);
+    return { status: res.status, text: res.text() };
+  } finally {
+    client.destroy();
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dbatk-'));
+  secretsDir = `/dev/shm/dbatk-${tag()}`;
+  image = inject('testImage');
+  consoleProc = await startConsoleProcess();
+  await apiOk('POST', '/api/v1/rules', { name: 'everything', effect: 'allow', groups: ['devs'] }, 201);
+  eve = await consoleUserCert(consoleProc, work, 'eve', ['devs']);
+  await apiOk('POST', '/api/v1/secret-stores', { name: 'local', kind: 'builtin', config: {} }, 201);
+  await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'db/password', value: DB_PASSWORD });
+  await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'shared/token', value: TOKEN });
+  await apiOk('POST', '/api/v1/secret-rules', { name: 'db-env', mode: 'env', secrets: [{ name: 'DB_PASSWORD', store: 'local', path: 'db/password' }], scope: { labels: ['app=billing'] } }, 201);
+  await apiOk('POST', '/api/v1/secret-rules', { name: 'token-all', mode: 'file', fileAccess: 'all', secrets: [{ name: 'token', store: 'local', path: 'shared/token' }], scope: { labels: ['app=billing'] } }, 201);
+  const joinToken = (await apiOk<{ token: string }>('POST', '/api/v1/defenders/join-tokens', {}, 201)).token;
+  defender = await startDefenderProcess({
+    dockerHost: dockerHost(),
+    hostName: 'dev-atk',
+    console: { url: consoleProc.url, joinToken, ca: consoleProc.caPem },
+    args: ['--secrets-dir', secretsDir],
+  });
+  await pollUntil('the Defender to have the secrets', async () => (await run(['run', '--rm', ...labels('billing'), image, 'cat', '/run/secrets/token'])).stdout === TOKEN, 30_000, 200);
+});
+
+afterAll(async () => {
+  await removeLabelled(dockerHost(), LABEL);
+  await defender?.stop();
+  await consoleProc?.stop({ remove: true });
+  if (secretsDir) {
+    try {
+      execFileSync('umount', [secretsDir], { stdio: 'ignore' });
+    } catch {
+      /* the fallback directory, not a mount */
+    }
+    await rm(secretsDir, { recursive: true, force: true });
+  }
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('time of check, time of use', () => {
+  test('renaming containers while a cp is decided never lets a secret-carrying container be read (the request is pinned to the id)', async () => {
+    const secret = await startContainer('billing');
+    const plain = await startContainer('plain');
+    // Flip which container answers to `alias` (direct on dockerd: the attacker's other session), as fast as it can.
+    const alias = `dbatk-alias-${tag()}`;
+    await daemonRequest(dockerHost(), 'POST', `/containers/${plain}/rename?name=${alias}`);
+    let flipping = true;
+    const flipper = (async () => {
+      const rename = (from: string, to: string) => daemonRequest(dockerHost(), 'POST', `/containers/${from}/rename?name=${to}`);
+      while (flipping) {
+        await rename(alias, plain);
+        await rename(secret, alias);
+        await rename(alias, secret);
+        await rename(plain, alias);
+      }
+    })();
+    const client = await RawTlsClient.connect(defender.port, eve.dir);
+    const seen = new Map<number, number>();
+    let leaked = '';
+    try {
+      const until = Date.now() + 8_000;
+      while (Date.now() < until && !leaked) {
+        await client.write(rawRequest('GET', `/v1.41/containers/${alias}/archive?path=/run/secrets/token`));
+        const res = await client.readResponse();
+        seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
+        if (res.body.includes(TOKEN)) leaked = `status ${res.status}`;
+      }
+    } finally {
+      flipping = false;
+      await flipper;
+      client.destroy();
+    }
+    expect(leaked, `the secret was read through '${alias}'`).toBe('');
+    expect(seen.get(403), JSON.stringify([...seen])).toBeGreaterThan(0); // the check saw the secret container…
+    expect([...seen.keys()].some((s) => s !== 403), JSON.stringify([...seen])).toBe(true); // …and the plain one
+  });
+
+  test('a container the Defender cannot find is answered 404 here, not forwarded by name', async () => {
+    const r = await rawOnce('GET', `/containers/dbatk-nothere-${tag()}/export`);
+    expect(r.status).toBe(404);
+    expect(r.text).toMatch(/No such container: dbatk-nothere-/);
+    const c = await rawOnce('POST', `/commit?container=dbatk-nothere-${tag()}&repo=x`);
+    expect(c.status).toBe(404);
+  });
+
+  test('commit, start and --volumes-from go to dockerd with the full id (commit query pinned: a second container= is dropped)', async () => {
+    const secret = await startContainer('billing');
+    const plain = await startContainer('plain');
+    // Go's r.Form.Get takes the first `container`; URLSearchParams too. Both orders are refused or pinned alike.
+    const r = await rawOnce('POST', `/commit?container=${plain}&container=${secret}&repo=dbatk-commit&tag=${tag()}`);
+    expect(r.status, r.text).toBe(201);
+    const imageId = JSON.parse(r.text).Id as string;
+    const img = (await daemonRequest(dockerHost(), 'GET', `/images/${imageId}/json`)).json<{ Config: { Env: string[] } }>();
+    expect(JSON.stringify(img.Config.Env)).not.toContain(DB_PASSWORD);
+    await daemonRequest(dockerHost(), 'DELETE', `/images/${imageId}?force=1`);
+    const denied = await rawOnce('POST', `/commit?container=${secret}&container=${plain}&repo=dbatk-commit`);
+    expect(denied.status).toBe(403);
+  });
+});
+
+describe('restart policies', () => {
+  test('a --restart always container whose process exits comes back with its /run/secrets files; docker stop removes them from the host', async () => {
+    const name = await startContainer('billing', ['--restart', 'always'], ['sh', '-c', 'cat /run/secrets/token; echo; sleep 1; exit 3']);
+    const dir = await hostDirOf(name);
+    // RestartCount counts restarts decided, not done: the file read by the third run is the proof.
+    const runs = async () => (await runOk(['logs', name])).split('\n').filter((l) => l === TOKEN).length;
+    await pollUntil('two restarts by dockerd, each reading its secret file', async () => (await runs()) >= 3 || (await inspectDirect(name)).State.Running === false, 30_000, 200);
+    expect(await runs(), (await inspectDirect(name)).State.Error).toBeGreaterThanOrEqual(3);
+    expect(existsSync(dir)).toBe(true);
+    await runOk(['stop', '-t', '1', name]);
+    await pollUntil('the secret directory to be removed after docker stop', () => !existsSync(dir), 15_000, 50);
+    expect((await inspectDirect(name)).State.Running).toBe(false);
+  });
+
+  test('on-failure: exit 0 does not restart, so the files go; --restart no (the default) as before', async () => {
+    const name = await startContainer('billing', ['--restart', 'on-failure:3'], ['sh', '-c', 'sleep 1; exit 0']);
+    const dir = await hostDirOf(name);
+    expect(existsSync(dir)).toBe(true);
+    await pollUntil('the secret directory to be removed after a clean exit', () => !existsSync(dir), 15_000, 50);
+    expect((await inspectDirect(name)).RestartCount).toBe(0);
+  });
+
+  test('on-failure with retries exhausted removes the files', async () => {
+    const name = await startContainer('billing', ['--restart', 'on-failure:1'], ['sh', '-c', 'cat /run/secrets/token; echo; exit 1']);
+    const dir = await hostDirOf(name);
+    await pollUntil('retries exhausted and the directory removed', async () => !existsSync(dir) && (await inspectDirect(name)).State.Restarting === false && (await inspectDirect(name)).RestartCount === 1, 20_000, 100);
+    expect((await runOk(['logs', name])).split('\n').filter((l) => l === TOKEN).length).toBe(2); // the retry had its file
+  });
+});
+
+describe('the secrets directory is not mountable', () => {
+  let victim: string;
+  let victimDir: string;
+  beforeAll(async () => {
+    victim = await startContainer('billing');
+    victimDir = await hostDirOf(victim);
+  });
+
+  test.each([
+    ['-v of the base', (): string[] => ['-v', `${secretsDir}:/x:ro`]],
+    ['-v of a container directory', (): string[] => ['-v', `${victimDir}:/x`]],
+    ['-v of /dev/shm (above the base)', (): string[] => ['-v', '/dev/shm:/x']],
+    ['-v of / (above everything)', (): string[] => ['-v', '/:/host']],
+    ['--mount type=bind', (): string[] => ['--mount', `type=bind,src=${secretsDir}/../${secretsDir.split('/').pop()},dst=/x`]],
+    ['--mount type=volume with local bind options', (): string[] => ['--mount', `type=volume,dst=/x,volume-driver=local,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=${secretsDir}`]],
+  ])('%s is refused', async (_what, args) => {
+    const r = await run(['run', '--rm', '--label', LABEL, ...args(), image, 'sh', '-c', 'cat /x/*/token /host/dev/shm/*/*/token 2>/dev/null; true']);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("which holds or contains the containers' secret files");
+  });
+
+  test('a host symlink into the base is resolved before the decision', async () => {
+    const link = join(work, 'innocent');
+    await symlink(secretsDir, link);
+    const r = await run(['run', '--rm', '--label', LABEL, '-v', `${link}:/x`, image, 'sh', '-c', 'cat /x/*/token']);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.stderr).toContain(`the request mounts the host path ${secretsDir}`);
+  });
+
+  test('a case-variant field (binds) is read as dockerd reads it', async () => {
+    const body = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks' }, hostconfig: { binds: [`${secretsDir}:/x`] } });
+    const r = await rawOnce('POST', '/containers/create', {}, body);
+    expect(r.status).toBe(403);
+    expect(r.text).toContain("secret files");
+  });
+
+  test('docker volume create of a local bind volume on the base is refused', async () => {
+    const r = await run(['volume', 'create', '--label', LABEL, '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${secretsDir}`, `dbatk-vol-${tag()}`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("which holds or contains the containers' secret files");
+    expect(await runOk(['volume', 'create', '--label', LABEL, `dbatk-ok-${tag()}`])).toMatch(/dbatk-ok-/); // an ordinary one still works
+  });
+});
+
+describe('sharing with a secret-carrying container', () => {
+  test('--link (which copies its env into <ALIAS>_ENV_*) is refused like --volumes-from', async () => {
+    const secret = await startContainer('billing');
+    const r = await run(['run', '--rm', '--label', LABEL, '--link', `${secret}:db`, image, 'env']);
+    expect(r.stdout).not.toContain(DB_PASSWORD);
+    expect(r.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+  });
+});
+
+describe('forged markers in an image', () => {
+  test('a container of an image carrying io.drawbridge.* labels cannot overwrite or remove another container\'s secret files', async () => {
+    const victim = await startContainer('billing');
+    const instance = (await inspectDirect(victim)).Config.Labels['io.drawbridge.secrets.instance'] as string;
+    const base = await startContainer('plain');
+    const forgedImage = `dbatk-forged:${tag()}`;
+    const changes = [
+      'LABEL io.drawbridge.secrets.rules=token-all',
+      'LABEL io.drawbridge.secrets.files=token',
+      `LABEL io.drawbridge.secrets.instance=${instance}`,
+    ];
+    await runOk(['commit', ...changes.flatMap((c) => ['--change', c]), base, forgedImage]);
+    try {
+      const forged = `dbatk-forged-${tag()}`;
+      const r = await run(['run', '-d', '--name', forged, '--label', LABEL, forgedImage, 'sleep', '1']);
+      expect(r.stderr).toContain("carries Drawbridge's secret labels but was not given secrets by the Defender");
+      await runOk(['rm', '-f', forged]);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the destroy event has been handled by now
+      expect(await runOk(['exec', victim, 'cat', '/run/secrets/token'])).toBe(TOKEN);
+    } finally {
+      await daemonRequest(dockerHost(), 'DELETE', `/images/${forgedImage}?force=1`);
+    }
+  });
+});
+
+describe('what held', () => {
+  test('path tricks on leak routes are rejected or denied, never forwarded', async () => {
+    const secret = await startContainer('billing');
+    for (const [method, target] of [
+      ['GET', `/v1.41//containers/${secret}/export`],
+      ['GET', `/containers/./${secret}/export`],
+      ['GET', `/containers/${secret}/../${secret}/export`],
+      ['GET', `/containers/${secret}%2Fexport`],
+      ['GET', `/v1.41/containers/${secret}/%65xport`],
+      ['HEAD', `/containers/${secret}/archive?path=/run/secrets/token`],
+      ['GET', `/v1.24/containers/${secret}/archive?path=/run/secrets/token`],
+      ['POST', `/containers/${secret}/copy`],
+      ['GET', `/V1.41/containers/${secret}/export`],
+      ['GET', `/containers/${secret}/export#x`],
+    ] as const) {
+      const r = await rawOnce(method, target);
+      expect([400, 403, 404], `${method} ${target}: ${r.status} ${r.text}`).toContain(r.status);
+      expect(r.text).not.toContain(TOKEN);
+    }
+  });
+
+  test('no secret value in the Defender\'s log, audit, state, or the Console\'s directory', async () => {
+    const texts: [string, Buffer][] = [['defender log', Buffer.from(defender.log())], ['console log', Buffer.from(consoleProc.log())]];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (entry.isFile()) texts.push([path, await readFile(path)]);
+      }
+    };
+    await walk(defender.dir);
+    await walk(consoleProc.dir);
+    for (const [where, bytes] of texts) for (const value of ALL_VALUES) expect(bytes.includes(value), `${value} found in ${where}`).toBe(false);
+  });
+});
