@@ -86,4 +86,11 @@ describe('audit upload', () => {
     expect(wire.action).toBe('unknown');
     expect(() => auditBatch.parse({ events: [wire] })).not.toThrow();
   });
+
+  it('keeps the secret rule and secret names of an event (never a value: the event has none)', () => {
+    const secrets = { rules: ['db-env'], names: ['DB_PASSWORD'] };
+    const wire = toWireEvent({ seq: 2, ...event(2, { action: 'container_create', secrets }) });
+    expect(wire.secrets).toEqual(secrets);
+    expect(auditBatch.parse({ events: [wire] }).events[0]!.secrets).toEqual(secrets);
+  });
 });

@@ -36,6 +36,7 @@ export function toWireEvent(e: SpooledEvent): AuditEventWire {
     status: Number.isInteger(e.status) ? e.status : null,
     client: clipOrNull(e.client ?? null, 128),
     ...(e.reason !== undefined ? { reason: clip(String(e.reason), 1024) } : {}),
+    ...(e.secrets !== undefined ? { secrets: { rules: e.secrets.rules.slice(0, 100), names: e.secrets.names.slice(0, 1000) } } : {}),
   };
   const checked = auditEventWire.safeParse(wire);
   if (checked.success) return checked.data;

@@ -14,11 +14,13 @@ import type { AuditAck, AuditEventWire } from '../../shared/wire/defender-consol
 import type { Db } from '../db/database.js';
 
 /** A stored audit event: the wire event plus where it came from. */
-export type AuditRecord = Readonly<Omit<AuditEventWire, 'groups' | 'reason'>> & {
+export type AuditRecord = Readonly<Omit<AuditEventWire, 'groups' | 'reason' | 'secrets'>> & {
   readonly id: number;
   readonly defender: string;
   readonly groups: readonly string[];
   readonly reason: string | null;
+  /** The secret rules and secret names the request involved (injection, a leak path refused), or null. */
+  readonly secrets: AuditEventWire['secrets'] | null;
 };
 
 interface AuditRow {
@@ -37,6 +39,7 @@ interface AuditRow {
   status: number | null;
   client: string | null;
   reason: string | null;
+  secrets_json: string | null;
 }
 
 function toRecord(r: AuditRow): AuditRecord {
@@ -56,6 +59,7 @@ function toRecord(r: AuditRow): AuditRecord {
     status: r.status,
     client: r.client,
     reason: r.reason,
+    secrets: r.secrets_json === null ? null : (JSON.parse(r.secrets_json) as AuditRecord['secrets']),
   };
 }
 
@@ -85,13 +89,13 @@ export class AuditStore {
   append(defenderHost: string, events: readonly AuditEventWire[]): AuditAck {
     const defender = defenderHost.toLowerCase();
     const insert = this.db.prepare(
-      `INSERT OR IGNORE INTO audit (defender, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO audit (defender, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason, secrets_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     return this.db.transaction(() => {
       let stored = 0;
       for (const e of events) {
-        stored += insert.run(defender, e.seq, normaliseTime(e.time), e.user, JSON.stringify(e.groups), e.host, e.action, e.method, e.path, e.decision, e.rule, e.status, e.client, e.reason ?? null).changes;
+        stored += insert.run(defender, e.seq, normaliseTime(e.time), e.user, JSON.stringify(e.groups), e.host, e.action, e.method, e.path, e.decision, e.rule, e.status, e.client, e.reason ?? null, e.secrets ? JSON.stringify(e.secrets) : null).changes;
       }
       const { acked } = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS acked FROM audit WHERE defender = ?').get(defender) as { acked: number };
       return { stored, ackedSeq: acked };

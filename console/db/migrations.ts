@@ -181,4 +181,8 @@ export const MIGRATIONS: readonly string[] = [
     error TEXT
   );
   `,
+  // 6: audit events carry the secret rules and secret names a request involved (never a value)
+  `
+  ALTER TABLE audit ADD COLUMN secrets_json TEXT;
+  `,
 ];

@@ -231,7 +231,7 @@ describe('at rest and across restarts', () => {
     const other = randomBytes(32).toString('base64');
     const wrong = await runToExit(args, { DRAWBRIDGE_MASTER_KEY: other });
     expect(wrong.code, wrong.stderr).toBe(2);
-    expect(wrong.stderr).toMatch(/^drawbridge console: a value is sealed with master key [0-9a-f]{8}, but the configured master key is [0-9a-f]{8}\n$/m);
+    expect(wrong.stderr).toMatch(/^drawbridge console: a value is sealed with master key [0-9a-f]{8}, but the configured master key is [0-9a-f]{8}: give the key it was sealed with as the master key or as a previous key \(--previous-master-key-file\)\n$/m);
     expect(wrong.stderr).not.toMatch(/^\s+at /m);
     expect(wrong.stderr).not.toContain(other);
     const malformed = await runToExit(args, { DRAWBRIDGE_MASTER_KEY: 'bm90IDMyIGJ5dGVz' });

@@ -264,6 +264,9 @@ describe('no value at rest or in logs', () => {
     // Audit lines with secret names are accepted by the Console (the wire schema is strict), every one of them.
     const local = (await defender.audit()).length;
     await pollUntil('the whole audit at the Console', async () => ((await api('GET', '/api/v1/audit?host=dev-s&limit=500')).body.items as unknown[]).length >= local, 60_000, 250);
+    // …and kept with the rule and secret names (the Console's audit query shows them).
+    const creates = (await api('GET', '/api/v1/audit?host=dev-s&action=container_create&limit=500')).body.items as { secrets: { rules: string[]; names: string[] } | null }[];
+    expect(creates.find((e) => e.secrets?.names.includes('DB_PASSWORD'))?.secrets).toMatchObject({ rules: expect.arrayContaining(['db-env']), names: expect.arrayContaining(['DB_PASSWORD']) });
     const texts: [string, Buffer][] = [
       ['defender log', Buffer.from(defender.log())],
       ['console log', Buffer.from(consoleProc.log())],

@@ -6,10 +6,10 @@
  *   named rule `devs-read-only`; carol (no OU) matches no rule and meets the default deny-all rule.
  * - The two `prod-*` rules come first and must never apply on dev-a: one would deny alice everything, the other
  *   would let bruce do anything. A host-matching mistake therefore flips the outcome of many tests.
- * - `auditDuring(fn)`: after `fn`, one marker request (user `audit-marker`, a path nobody else uses, denied by the
- *   default rule so it never reaches dockerd) goes through the Defender. Its audit line is written after the lines
- *   of every request decided before it (one stream, written in order), so the lines from before `fn` up to the
- *   marker are exactly the ones `fn` caused — no sleeping, no guessing.
+ * - `auditDuring(fn)`: before and after `fn`, one marker request (user `audit-marker`, a path nobody else uses,
+ *   denied by the default rule so it never reaches dockerd) goes through the Defender. A marker's audit line is
+ *   written after the lines of every request decided before it (one stream, written in order), so the lines
+ *   between the two markers are exactly the ones `fn` caused — no sleeping, no guessing.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -93,18 +93,24 @@ export async function startCliDefender(dockerHost: string): Promise<CliDefender>
       certs,
       env: (user, extra = {}) => ({ ...dp.dockerEnv(certs[user]), ...extra }),
       async auditDuring(fn) {
-        const before = (await dp.audit()).length;
+        // A marker before as well: audit lines are written asynchronously, so a line of an earlier request may
+        // still be on its way when `fn` starts; everything before the first marker is not `fn`'s.
+        const marker = async (): Promise<{ lines: AuditLine[]; at: number }> => {
+          const path = `/containers/drawbridge-audit-marker-${randomUUID()}/json`;
+          await markerRequest(dp.port, markerDir, markerFiles, path);
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            const lines = await dp.audit();
+            const at = lines.findIndex((l) => l.path === path);
+            if (at >= 0) return { lines, at };
+            if (Date.now() > deadline) throw new Error(`the audit marker ${path} never appeared in ${dp.auditPath}`);
+            await sleep(20);
+          }
+        };
+        const before = (await marker()).at + 1;
         const result = await fn();
-        const path = `/containers/drawbridge-audit-marker-${randomUUID()}/json`;
-        await markerRequest(dp.port, markerDir, markerFiles, path);
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          const lines = await dp.audit();
-          const at = lines.findIndex((l, i) => i >= before && l.path === path);
-          if (at >= 0) return { result, lines: lines.slice(before, at) };
-          if (Date.now() > deadline) throw new Error(`the audit marker ${path} never appeared in ${dp.auditPath}`);
-          await sleep(20);
-        }
+        const after = await marker();
+        return { result, lines: after.lines.slice(before, after.at) };
       },
       async stop() {
         await dp.stop();
