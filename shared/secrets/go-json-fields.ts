@@ -43,3 +43,36 @@ export function fieldValue(obj: JsonObject, name: string, where: string): unknow
   const key = fieldKey(obj, name, where);
   return key === null ? undefined : obj[key];
 }
+
+/**
+ * Refuses (400) a JSON text in which one object gives the same key twice. JSON.parse keeps the last value; Go's
+ * decoder decodes each occurrence in turn into the same field, so for an object-valued field (HostConfig, a
+ * Labels map) it MERGES them: `{"HostConfig":{"Binds":[…]},"HostConfig":{}}` is a bind for dockerd and no bind
+ * for a check that read the parsed value. The docker CLI never sends duplicates. `text` is valid JSON.
+ */
+export function refuseDuplicateKeys(text: string): void {
+  const objects: (Set<string> | null)[] = []; // null: an array
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const keys = objects[objects.length - 1];
+      if (expectKey && keys) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (keys.has(key)) {
+          throw secretErrors.bad_create(`[Drawbridge] the request body gives '${key}' twice in one object; dockerd would merge or silently pick one, so Drawbridge refuses it`);
+        }
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{') {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (ch === '[') objects.push(null);
+    else if (ch === '}' || ch === ']') objects.pop();
+    else if (ch === ',') expectKey = objects[objects.length - 1] instanceof Set;
+  }
+}

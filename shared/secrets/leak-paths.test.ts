@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { decideLeak, decideSharing, leakPathOf, pinSharedContainers, sharedContainers } from './leak-paths.js';
+import { decideLeak, decideSharing, decideTop, leakPathOf, pinSharedContainers, psShowsEnvironment, sharedContainers } from './leak-paths.js';
 import { SECRET_LABELS } from './secret-labels.js';
 
 const labels = (rules: string, allow = '') => ({ [SECRET_LABELS.rules]: rules, [SECRET_LABELS.allow]: allow, other: 'x' });
@@ -67,5 +67,32 @@ describe('sharing references, pinned', () => {
 
   test('VolumesFrom is split at the first colon, as dockerd does', () => {
     expect(sharedContainers({ HostConfig: { VolumesFrom: ['a:b:ro'] } })).toEqual(['a']);
+  });
+});
+
+describe('docker top options', () => {
+  test.each([
+    ['', false],
+    ['-ef', false],
+    ['aux', false],
+    ['-o pid,args', false],
+    ['-o user,pid', false],
+    ['--forest -ef', false],
+    ['aux e', true],
+    ['auxe', true],
+    ['-ef e', true],
+    ['-o pid,args e', true],
+    ['e', true],
+    ['--cumulative', true],
+    ['-ef  ', false],
+  ])('%j shows the environment: %s', (args, shows) => expect(psShowsEnvironment(args)).toBe(shows));
+
+  test('denied only for a container with env secrets, unless its rules allow copy', () => {
+    const env = { [SECRET_LABELS.rules]: 'db', [SECRET_LABELS.env]: 'PW' };
+    expect(decideTop('aux e', env)).toMatchObject({ allowed: false, message: expect.stringContaining("ps options that can show the environment ('aux e') is denied") });
+    expect(decideTop('-ef', env).allowed).toBe(true);
+    expect(decideTop('aux e', { ...env, [SECRET_LABELS.allow]: 'copy' }).allowed).toBe(true);
+    expect(decideTop('aux e', { [SECRET_LABELS.rules]: 'db', [SECRET_LABELS.files]: 'f' }).allowed).toBe(true);
+    expect(decideTop('aux e', {}).allowed).toBe(true);
   });
 });

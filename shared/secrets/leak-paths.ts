@@ -18,9 +18,15 @@
  *   variables) is a copy path too: the create is refused unless the rules allow 'copy'.
  * - The shared references are then pinned to the full ids that were checked (pinSharedContainers), so a rename
  *   between the check and dockerd's create cannot swap in another container (pin-container.ts).
+ * - `--pid host` shows every process on the host, so every container's /proc/<pid>/environ and
+ *   /proc/<pid>/root/run/secrets: refused on a Defender that injects secrets (hostPidDenial).
+ * - `docker top` runs the host's ps with the client's options: the BSD option `e` prints each process's
+ *   environment, env secrets included. For a container carrying env secrets, ps options that could show it are
+ *   denied (unless the rules allow 'copy'): any BSD word (no leading `-`) with an `e`, and long options other than
+ *   `--forest`/`--format`. UNIX options (`-ef`, `-o pid,args`) and BSD words without `e` (`aux`) are fine.
  * - A container without markers: nothing to decide here (access rules did).
  */
-import { fieldKey, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { fieldKey, fieldValue, isJsonObject, type JsonObject } from './go-json-fields.js';
 import { FULL_ID } from './pin-container.js';
 import { readMarkers } from './secret-labels.js';
 import type { LeakPath } from './secret-rules.js';
@@ -121,4 +127,43 @@ export function decideSharing(ref: string, labels: unknown): LeakDecision {
     allowed: false,
     message: `[Drawbridge] a container sharing the mounts or processes of '${ref}' is denied: '${ref}' carries secrets injected by secret rule ${markers.rules.map((r) => `'${r}'`).join(', ')}, which does not allow 'copy'`,
   };
+}
+
+/** Options of ps that take the next word as their value (a format or a list), for psShowsEnvironment. */
+const PS_VALUE_OPTIONS = new Set(['-o', '-O', 'o', 'O', '--format', '-p', 'p', '-q', 'q', '-C', '-G', '-g', '-U', 'U', '-u', '-s', '-t', 't', '--sort', 'k']);
+
+/** Whether the `ps_args` of `docker top` (dockerd splits them on spaces) could print processes' environment. */
+export function psShowsEnvironment(psArgs: string): boolean {
+  const words = psArgs.split(' ').filter((w) => w !== '');
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (PS_VALUE_OPTIONS.has(w)) {
+      i++; // its value is a list of names, never an option
+      continue;
+    }
+    if (w.startsWith('--')) {
+      if (!/^--(forest|format=[a-z0-9,:=%_-]*)$/.test(w)) return true;
+    } else if (!w.startsWith('-') && w.includes('e')) return true;
+  }
+  return false;
+}
+
+/** The decision for `docker top` with `psArgs` on a container with `labels`. */
+export function decideTop(psArgs: string, labels: unknown): LeakDecision {
+  const markers = readMarkers(labels);
+  if (markers === null || markers.env.length === 0 || !psShowsEnvironment(psArgs)) return { allowed: true, rules: [] };
+  if (markers.allow.includes('copy')) return { allowed: true, rules: markers.rules };
+  return {
+    allowed: false,
+    message: `[Drawbridge] docker top with ps options that can show the environment ('${psArgs}') is denied: the container carries env secrets injected by secret rule ${markers.rules.map((r) => `'${r}'`).join(', ')}; use options without 'e' (e.g. -ef or aux)`,
+  };
+}
+
+/** The refusal of a create that shares the host's process namespace (`PidMode: host`); null when it does not. */
+export function hostPidDenial(createBody: unknown): string | null {
+  if (!isJsonObject(createBody)) return null;
+  const hostConfig = fieldValue(createBody, 'HostConfig', '');
+  const pid = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'PidMode', 'HostConfig.') : undefined;
+  if (pid !== 'host') return null;
+  return "[Drawbridge] '--pid host' is denied on this Defender: it shows every container's processes and with them their secrets (/proc/<pid>/environ, /proc/<pid>/root/run/secrets); run without it";
 }
