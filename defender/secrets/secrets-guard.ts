@@ -14,6 +14,9 @@
  * - Every request decided from a container lookup (leak paths, start, restart, the containers a create shares)
  *   is forwarded with the reference pinned to the full id that was checked (pin-container.ts): a rename or a
  *   replace between the check and dockerd cannot swap the container.
+ * - container_create and volume_create: a key given twice in one object → 400 (Go merges repeated objects;
+ *   go-json-fields.ts); `--pid host` → 403. container_top with ps options that print the environment, on a
+ *   container carrying env secrets → 403 (leak-paths.ts).
  * - container_create and volume_create: a host path that is the secrets base, inside it or above it → 403
  *   (host-mounts.ts), compared as written and with symlinks resolved on this host.
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
@@ -25,9 +28,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Classification } from '../../shared/docker/classify-request.js';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
-import type { JsonObject } from '../../shared/secrets/go-json-fields.js';
+import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
 import { hostMountSources, refuseSecretsBaseMounts, volumeDevice } from '../../shared/secrets/host-mounts.js';
-import { decideLeak, decideSharing, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
+import { decideLeak, decideSharing, decideTop, hostPidDenial, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
@@ -111,9 +114,13 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
 
   async function create(url: string, body: Buffer | null): Promise<SecretsStep | null> {
     if (body === null || body.length === 0) return null;
-    let json: unknown = JSON.parse(body.toString('utf8')); // checkJsonBody ran
+    const text = body.toString('utf8');
+    refuseDuplicateKeys(text);
+    let json: unknown = JSON.parse(text); // checkJsonBody ran
     const target = createTarget(json, { name: queryParam(url, 'name'), host: opts.hostName });
     refuseBaseMounts(hostMountSources(json));
+    const hostPid = hostPidDenial(json);
+    if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
     const shared = sharedContainers(json);
     if (shared.length) {
       const ids = new Map<string, string>();
@@ -185,9 +192,18 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     return d.rules.length ? { url: pinned, audit: { rules: [...d.rules], names: [] } } : { url: pinned };
   }
 
+  async function top(c: Classification, url: string): Promise<SecretsStep | null> {
+    const container = await lookupExisting(c.params.name ?? '');
+    const d = decideTop(queryParam(url, 'ps_args'), container.labels);
+    if (!d.allowed) throw secretErrors.leak_denied(d.message);
+    return { url: pinContainerTarget(c, url, container.id), ...(d.rules.length ? { audit: { rules: [...d.rules], names: [] } } : {}) };
+  }
+
   function volumeCreate(body: Buffer | null): null {
     if (body === null || body.length === 0) return null;
-    const device = volumeDevice(JSON.parse(body.toString('utf8')));
+    const text = body.toString('utf8');
+    refuseDuplicateKeys(text);
+    const device = volumeDevice(JSON.parse(text));
     if (device !== null) refuseBaseMounts([device]);
     return null;
   }
@@ -203,6 +219,8 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         return { respond: respondRedacted };
       case 'volume_create':
         return volumeCreate(body);
+      case 'container_top':
+        return top(c, url);
       default:
         if (leakPathOf(c.action) === null) return null;
         return leak(c, url);

@@ -290,6 +290,45 @@ describe('forged markers in an image', () => {
   });
 });
 
+describe('parser differentials and process views', () => {
+  test('a repeated HostConfig or Labels (Go merges the objects, JSON.parse keeps the last) cannot smuggle a bind or forge markers', async () => {
+    const bind = `"HostConfig":{"Binds":[${JSON.stringify(`${secretsDir}:/x:ro`)}]},"HostConfig":{"AutoRemove":false}`;
+    const forged = '"Labels":{"io.drawbridge.secrets.rules":"db-env","drawbridge.test":"defender-secrets-attacks"},"Labels":{"app":"plain"}';
+    for (const [what, fields] of [['HostConfig', bind], ['Labels', forged]] as const) {
+      const body = `{"Image":${JSON.stringify(image)},"Cmd":["true"],${fields}}`;
+      // What dockerd makes of it, past the Defender: both objects, merged.
+      const direct = await daemonRequest(dockerHost(), 'POST', '/containers/create', Buffer.from(body), { 'Content-Type': 'application/json' });
+      const id = direct.json<{ Id: string }>().Id;
+      const made = await inspectDirect(id);
+      await daemonRequest(dockerHost(), 'DELETE', `/containers/${id}?force=1`);
+      if (what === 'HostConfig') expect(made.HostConfig.Binds).toEqual([`${secretsDir}:/x:ro`]);
+      else expect(made.Config.Labels).toMatchObject({ 'io.drawbridge.secrets.rules': 'db-env', app: 'plain' });
+      const r = await rawOnce('POST', '/containers/create', {}, body);
+      expect(r.status, r.text).toBe(400);
+      expect(r.text).toContain(`gives '${what}' twice in one object`);
+    }
+  });
+
+  test('docker top with ps "e" (environment) of a container with env secrets is refused; plain ps arguments work', async () => {
+    const secret = await startContainer('billing');
+    for (const args of [['aux', 'e'], ['auxe'], ['-ef', 'e'], ['-o', 'pid,args', 'e']]) {
+      const r = await run(['top', secret, ...args]);
+      expect(r.stdout, args.join(' ')).not.toContain(DB_PASSWORD);
+      expect(r.stderr, args.join(' ')).toContain('docker top');
+    }
+    expect(await runOk(['top', secret, '-ef'])).toContain('sleep 600');
+    expect(await runOk(['top', secret])).toContain('sleep 600');
+  });
+
+  test('--pid host (every process\'s /proc/<pid>/environ and root) is refused', async () => {
+    await startContainer('billing');
+    const r = await run(['run', '--rm', '--label', LABEL, '--pid', 'host', image, 'sh', '-c', 'cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n" | grep DB_PASSWORD; cat /proc/*/root/run/secrets/token 2>/dev/null']);
+    expect(r.stdout).not.toContain(DB_PASSWORD);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.stderr).toContain('--pid host');
+  });
+});
+
 describe('what held', () => {
   test('path tricks on leak routes are rejected or denied, never forwarded', async () => {
     const secret = await startContainer('billing');
