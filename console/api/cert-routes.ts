@@ -11,6 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsoleContext } from '../context.js';
 import { consoleErrors } from '../errors.js';
+import { endLogins } from '../auth/end-logins.js';
 import { userName } from '../auth/user-store.js';
 import { getCertificate, hasUserCertificates, listCertificates, normaliseSerial, pageKey, revokeCertificate, revokeUserCertificates } from '../certs/certificate-register.js';
 import { checkCsr, issueServerCertificate, issueUserCertificate, type CertificateResponse } from '../certs/issue-certificates.js';
@@ -88,10 +89,12 @@ export function certRoutes(ctx: ConsoleContext) {
     }),
     route({
       method: 'POST', path: '/api/v1/users/{name}/revoke-certs', tag: 'certificates', access: ['admin'],
-      summary: "Revoke all of a user's unexpired certificates",
+      summary: "Revoke all of a user's unexpired certificates and end their logins (API sessions, the companion's OAuth logins), so nothing renews them",
       handler({ principal, params }) {
         const name = params.name!;
         if (!ctx.users.get(name) && !hasUserCertificates(ctx.db, name)) throw consoleErrors.not_found(`no user named '${name}' and no certificates for that name`);
+        // A login left running would renew the certificates at once (the companion's agent does): end it too.
+        endLogins(ctx, name);
         const serials = revokeUserCertificates(ctx, name);
         if (serials.length) ctx.log.info('revoked a user\'s certificates', { by: asUser(principal).name, user: name, count: serials.length });
         return { revoked: serials.length, serials };

@@ -1,18 +1,13 @@
 /** Local users: admins manage them; everyone else sees only themselves (through /auth/me). */
 import { z } from 'zod';
 import type { ConsoleContext } from '../context.js';
-import { OAuthStore } from '../oauth/oauth-store.js';
 import { consoleErrors } from '../errors.js';
+import { endLogins } from '../auth/end-logins.js';
 import { groupList, password, role, userName } from '../auth/user-store.js';
 import { revokeCertsAfterUserChange } from '../certs/certificate-register.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
 import { created, noContent, route } from './route.js';
 
-/** Ends every login of a user: API sessions and the companion's OAuth logins (grants and their tokens). */
-function endLogins(ctx: ConsoleContext, name: string): void {
-  ctx.sessions.revokeAllFor(name);
-  new OAuthStore(ctx.db, ctx.masterKey).revokeUserGrants(name);
-}
 
 export function userRoutes(ctx: ConsoleContext) {
   return [

@@ -179,13 +179,15 @@ describe('who sees and revokes which certificates', () => {
     expect((await c.call('DELETE', `/api/v1/certs/${consoleCert.serial}`, { token: admin })).status).toBe(409);
   });
 
-  it("an admin revokes all of a user's certificates at once", async () => {
+  it("an admin revokes all of a user's certificates at once, and ends the user's logins", async () => {
     const extra = (await issue(tokens.bob!)).serial;
     const r = await c.call('POST', '/api/v1/users/bob/revoke-certs', { token: admin });
     expect(r.status, r.text).toBe(200);
     expect(r.body.serials).toEqual(expect.arrayContaining([bobSerial, extra]));
     expect(r.body.revoked).toBe(r.body.serials.length);
     expect((await listAll(admin, '&user=bob')).every((x) => x.status === 'revoked')).toBe(true);
+    // …and bob's logins end with them, so nothing renews the revoked certificates.
+    expect((await c.call('GET', '/api/v1/auth/me', { token: tokens.bob! })).status).toBe(401);
     expect((await c.call('POST', '/api/v1/users/bob/revoke-certs', { token: admin })).body).toEqual({ revoked: 0, serials: [] });
     expect((await c.call('POST', '/api/v1/users/nobody/revoke-certs', { token: admin })).status).toBe(404);
   });

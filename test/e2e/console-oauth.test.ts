@@ -306,6 +306,15 @@ describe('refresh, rotation and revocation', () => {
     expect((await me(again.access_token)).body.groups).toEqual(['ops']);
   });
 
+  it("revoking a user's certificates ends their OAuth logins (the companion must not renew what an admin revoked)", async () => {
+    await createUser('rita', []);
+    const tokens = await browserLogin('rita');
+    const r = await cp.call('POST', '/api/v1/users/rita/revoke-certs', { token: admin });
+    expect(r.status, r.text).toBe(200);
+    expect((await me(tokens.access_token)).status).toBe(401);
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
   it("stops a disabled user's tokens, API and refresh alike", async () => {
     const tokens = await browserLogin('carol');
     expect((await me(tokens.access_token)).status).toBe(200);
