@@ -26,6 +26,7 @@ import { makeCsr } from '../support/csr.js';
 import { ascending, cpuMs, keepAliveClient, memoryAfterGc, percentile, rssMb, sleep, type KeepAliveClient, type Memory } from './console-http.js';
 import { nowMs, startStreamClient } from './console-streams.js';
 import { fmt, ratioRows, table, type RatioCheck } from './report.js';
+import { cleanup, cleaningUp, onCleanup } from './cleanups.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -47,20 +48,6 @@ const DEFENDERS = Math.min(Number(opt.defenders), CONNECTIONS!);
 const skip = new Set(opt.skip.split(',').filter(Boolean));
 const BLOCK = 50;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let f = cleanups.pop(); f; f = cleanups.pop()) await f().catch((e: Error) => console.error(`bench: cleanup: ${e.message}`));
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    console.error(`bench: ${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 const progress = (s: string): void => console.log(`bench: ${s}`);
 
@@ -177,7 +164,7 @@ async function pushBench(cp: ConsoleProcess, out: string[], checks: RatioCheck[]
   progress(`opening ${CONNECTIONS} policy streams from a separate process (${THREADS} worker threads)`);
   const [t0, c0] = [performance.now(), cpuMs(pid)];
   const streams = await startStreamClient({ url: cp.url, ca: cp.caPem, identities: enrolled.map((d) => ({ cert: clientTls(d).cert, key: clientTls(d).key })), connections: CONNECTIONS!, threads: THREADS! });
-  cleanups.push(() => streams.close());
+  onCleanup(() => streams.close());
   const openMs = performance.now() - t0;
   const openCpu = cpuMs(pid) - c0;
   const rssOpen = rssMb(pid);
@@ -245,7 +232,7 @@ async function pushBench(cp: ConsoleProcess, out: string[], checks: RatioCheck[]
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'drawbridge-bench-console-'));
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
+  onCleanup(() => rm(work, { recursive: true, force: true }));
   const load0 = loadavg()[0]!;
   const profileDir = opt.profile ? resolve(opt.profile) : undefined;
   const preload = (name: string): string => `--import ${new URL(`./${name}`, import.meta.url).href}`;
@@ -262,7 +249,7 @@ async function main(): Promise<void> {
     for (const k of ['NODE_OPTIONS', 'DRAWBRIDGE_BENCH_MEMORY_FILE', 'DRAWBRIDGE_CPU_PROFILE_DIR']) delete process.env[k];
   });
   const pid = cp.child.pid!;
-  cleanups.push(async () => {
+  onCleanup(async () => {
     await cp.stop();
     // The preload names its file after the Defender it was written for.
     if (profileDir) await rename(join(profileDir, `defender-${pid}.cpuprofile`), join(profileDir, `console-${pid}.cpuprofile`));
@@ -299,7 +286,7 @@ async function main(): Promise<void> {
 
 main()
   .catch((error: Error) => {
-    if (!cleaning) console.error(`bench: ${error.stack ?? error.message}`); // after Ctrl-C: the Console is already gone
+    if (!cleaningUp()) console.error(`bench: ${error.stack ?? error.message}`); // after Ctrl-C: the Console is already gone
     process.exitCode = 1;
   })
   .finally(() => cleanup());

@@ -23,6 +23,7 @@ import * as fx from './fixtures.js';
 import { haproxyVersion, startHaproxy } from './haproxy.js';
 import { runJob, type RpsResult, type StreamResult, type Target } from './load-client.js';
 import { fmt, median, processCpuMs, ratioRows, table, type RatioCheck } from './report.js';
+import { cleanup, onCleanup } from './cleanups.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,20 +44,6 @@ const CONNECTIONS = Number(opt.connections);
 const HAPROXY_THREADS = Number(opt['haproxy-threads']);
 const skip = new Set(opt.skip.split(',').filter(Boolean));
 
-const cleanups: Array<() => Promise<unknown>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let f = cleanups.pop(); f; f = cleanups.pop()) await f().catch((e: Error) => console.error(`bench: cleanup: ${e.message}`));
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    console.error(`bench: ${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 interface Bench {
   readonly name: string;
@@ -70,12 +57,12 @@ const rotate = <T>(list: readonly T[], n: number): T[] => list.map((_, i) => lis
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'drawbridge-bench-'));
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
+  onCleanup(() => rm(work, { recursive: true, force: true }));
   const load0 = loadavg()[0]!;
 
   progress('starting a private dockerd and building the test image');
   const daemon = await startDockerd();
-  cleanups.push(() => daemon.stop());
+  onCleanup(() => daemon.stop());
   const direct = dockerCliEnv(daemon.host, { ...process.env, DOCKER_CONFIG: join(work, 'docker-config') });
   const image = await buildTestImage(daemon.host);
   const dockerdPid = Number(await readFile(join(daemon.dir, 'pid'), 'utf8'));
@@ -90,7 +77,7 @@ async function main(): Promise<void> {
   const defender = await startDefenderProcess({ dockerHost: daemon.host, rules: fx.BENCH_RULES });
   delete process.env.NODE_OPTIONS;
   delete process.env.DRAWBRIDGE_CPU_PROFILE_DIR;
-  cleanups.push(() => defender.stop());
+  onCleanup(() => defender.stop());
   const certs = await defender.certDir(fx.BENCH_USER);
   const cert = (name: string): string => join(certs, name);
   const benches: Bench[] = [
@@ -103,7 +90,7 @@ async function main(): Promise<void> {
   if (haVersion) {
     const server = join(defender.dir, 'server');
     const ha = await startHaproxy({ dir: work, dockerSocket: daemon.socketPath, cert: join(server, 'cert.pem'), key: join(server, 'key.pem'), ca: join(server, 'ca.pem'), threads: HAPROXY_THREADS });
-    cleanups.push(() => ha.stop());
+    onCleanup(() => ha.stop());
     benches.splice(1, 0, { name: 'HAProxy', target: { kind: 'tls', port: ha.port, ca: cert('ca.pem'), cert: cert('cert.pem'), key: cert('key.pem') }, pid: ha.pid });
     env.HAProxy = { ...env.Defender, DOCKER_HOST: `tcp://127.0.0.1:${ha.port}` };
   } else progress('haproxy is not installed: HAProxy rows are skipped (apt-get install haproxy)');
@@ -182,7 +169,7 @@ async function main(): Promise<void> {
     const archiveBytes = Number(opt['archive-mib']) * 1024 * 1024;
     const logsBytes = Number(opt['logs-mib']) * 1024 * 1024;
     progress(`writing ${opt['archive-mib']} MiB into a container and ${opt['logs-mib']} MiB into another's log`);
-    cleanups.push(() => fx.removeContainers(direct, ['bench-archive', 'bench-logs']));
+    onCleanup(() => fx.removeContainers(direct, ['bench-archive', 'bench-logs']));
     const streams = [
       { name: `archive (docker cp) of a ${opt['archive-mib']} MiB file`, path: await fx.createArchiveContainer(direct, image, archiveBytes) },
       { name: `logs of ${opt['logs-mib']} MiB in 1 KiB lines`, path: await fx.createLogsContainer(direct, image, logsBytes) },

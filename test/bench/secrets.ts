@@ -27,6 +27,7 @@ import { VaultServer } from '../support/secret-stores/vault-server.js';
 import { buildTestImage } from '../support/test-image.js';
 import { clientTls, enrollDefender, openPolicyStream } from '../support/console-defender-client.js';
 import { fmt, median, table } from './report.js';
+import { cleanup, onCleanup } from './cleanups.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,20 +44,6 @@ const FILES = Number(opt.files);
 const SECRETS = Number(opt.secrets);
 const skip = new Set(opt.skip.split(',').filter(Boolean));
 
-const cleanups: Array<() => Promise<unknown>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let f = cleanups.pop(); f; f = cleanups.pop()) await f().catch((e: Error) => console.error(`bench: cleanup: ${e.message}`));
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    console.error(`bench: ${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 async function api(c: ConsoleProcess, method: string, path: string, json?: unknown): Promise<any> {
   const r = await c.call(method, path, { token: await c.adminToken(), ...(json === undefined ? {} : { json }) });
@@ -73,14 +60,14 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 async function benchRun(work: string, consoleProc: ConsoleProcess): Promise<void> {
   console.log(`\n1. docker run --rm <image> true, ${RUNS} runs each, interleaved (${ENV} env + ${FILES} file secrets injected)`);
   const daemon = await startDockerd();
-  cleanups.push(() => daemon.stop());
+  onCleanup(() => daemon.stop());
   const image = await buildTestImage(daemon.host);
   const defender = await startDefenderProcess({
     dockerHost: daemon.host,
     hostName: 'bench-secrets',
     console: { url: consoleProc.url, joinToken: (await api(consoleProc, 'POST', '/api/v1/defenders/join-tokens', {})).token, ca: consoleProc.caPem },
   });
-  cleanups.push(() => defender.stop());
+  onCleanup(() => defender.stop());
 
   await api(consoleProc, 'POST', '/api/v1/users', { name: 'bench', password: 'bench-password-1234', role: 'user', groups: ['bench'] });
   await api(consoleProc, 'POST', '/api/v1/rules', { name: 'bench-all', effect: 'allow', groups: ['bench'], actions: ['*'] });
@@ -132,7 +119,7 @@ async function benchSync(consoleProc: ConsoleProcess): Promise<void> {
   console.log(`\n2. Console sync of ${SECRETS} secrets from Vault KV v2 (protocol server, real provider)`);
   const vault = new VaultServer();
   await vault.server.listen();
-  cleanups.push(() => vault.server.close());
+  onCleanup(() => vault.server.close());
   vault.addToken('bench-token');
   const kv = vault.mount('secret', 2);
   for (let i = 0; i < SECRETS; i++) kv.set(`bench/s${i}`, { value: `v1-${i}` });
@@ -142,7 +129,7 @@ async function benchSync(consoleProc: ConsoleProcess): Promise<void> {
   const enrolled = await enrollDefender(consoleProc, t.token, 'bench-sync');
   if (!enrolled.ok) throw new Error(`enrolment: ${enrolled.res.text}`);
   const stream = await openPolicyStream(consoleProc.url, clientTls(enrolled.defender), 0);
-  cleanups.push(async () => stream.close());
+  onCleanup(async () => stream.close());
 
   const perRule = 100;
   const createStart = performance.now();
@@ -178,9 +165,9 @@ async function benchSync(consoleProc: ConsoleProcess): Promise<void> {
 async function main(): Promise<void> {
   console.log(`bench:secrets on ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
   const work = await mkdtemp(join(tmpdir(), 'drawbridge-bench-secrets-'));
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
+  onCleanup(() => rm(work, { recursive: true, force: true }));
   const consoleProc = await startConsoleProcess({ args: ['--secret-sync-interval', '0'] });
-  cleanups.push(() => consoleProc.stop({ remove: true }));
+  onCleanup(() => consoleProc.stop({ remove: true }));
   if (!skip.has('run')) await benchRun(work, consoleProc);
   if (!skip.has('sync')) await benchSync(consoleProc);
 }
