@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bindSource, hostMountSources, reachesSecretsBase, refuseSecretsBaseMounts, volumeDevice } from './host-mounts.js';
+import { bindSource, hostMountSources, reachesSecretsBase, refuseSecretsBaseMounts, serviceMountSources, volumeDevice } from './host-mounts.js';
 
 const BASE = '/dev/shm/drawbridge-secrets-1';
 
@@ -44,7 +44,16 @@ describe('host paths a request mounts', () => {
   ])('%s reaches the secrets base: %s', (path, reaches) => expect(reachesSecretsBase(path, BASE)).toBe(reaches));
 
   test('the refusal names the path and says what to do', () => {
-    expect(() => refuseSecretsBaseMounts(['/srv', '/dev/shm'], [BASE])).toThrow(`the request mounts the host path /dev/shm, which holds or contains the containers' secret files (${BASE}); mount a path outside it`);
+    expect(() => refuseSecretsBaseMounts(['/srv', '/dev/shm'], [BASE])).toThrow(`the request mounts the host path /dev/shm, which holds or contains the containers' secrets (${BASE}); mount a path outside it`);
     expect(() => refuseSecretsBaseMounts(['/srv'], [BASE])).not.toThrow();
   });
+});
+
+describe('services and process views', () => {
+  test('a service spec mounts from TaskTemplate.ContainerSpec.Mounts', () => {
+    expect(serviceMountSources({ Name: 's', TaskTemplate: { ContainerSpec: { Image: 'x', Mounts: [{ Type: 'bind', Source: '/dev/shm', Target: '/x' }] } } })).toEqual(['/dev/shm']);
+    expect(serviceMountSources({ Name: 's' })).toEqual([]);
+  });
+
+  test.each(['/proc', '/proc/1/environ', '/proc/self/root'])('%s is refused', (path) => expect(() => refuseSecretsBaseMounts([path], [BASE])).toThrow('(/proc)'));
 });

@@ -9,6 +9,10 @@
  *   `HostConfig.Mounts[].Source` (bind; any type with an absolute source is checked), the `device` option of a
  *   local-driver volume defined inline (`Mounts[].VolumeOptions.DriverConfig.Options`) or by `POST /volumes/create`
  *   (`DriverOpts`; `type=none,o=bind,device=/path` is a bind mount of the host path when a container uses it).
+ * - The host's /proc is refused the same way: every container's processes are in it, and with them their
+ *   environment (/proc/<pid>/environ) and files (/proc/<pid>/root/run/secrets).
+ * - Swarm services mount too (`TaskTemplate.ContainerSpec.Mounts`, the same shape as HostConfig.Mounts); their
+ *   containers are created by swarmkit, not through the Defender, so the service spec is where to check.
  * - Fields are found as dockerd decodes them (go-json-fields.ts); option maps are Go maps, so their keys are exact.
  * - The comparison here is on the path as written, cleaned; the Defender also compares the path with symlinks
  *   resolved on the host (a link elsewhere on the host that points into the base).
@@ -29,19 +33,11 @@ function deviceOption(options: unknown): string | null {
   return typeof device === 'string' && device !== '' ? device : null;
 }
 
-/** Every host path a container create body mounts (see the module comment). */
-export function hostMountSources(createBody: unknown): string[] {
-  if (!isJsonObject(createBody)) return [];
-  const hostConfig = fieldValue(createBody, 'HostConfig', '');
-  if (!isJsonObject(hostConfig)) return [];
-  const out: string[] = [];
-  const binds = fieldValue(hostConfig, 'Binds', 'HostConfig.');
-  if (Array.isArray(binds)) for (const b of binds) if (typeof b === 'string' && bindSource(b) !== null) out.push(bindSource(b)!);
-  const mounts = fieldValue(hostConfig, 'Mounts', 'HostConfig.');
+/** The host paths of a `Mounts` list (HostConfig.Mounts, a service's ContainerSpec.Mounts). */
+function mountListSources(mounts: unknown, where: string, out: string[]): void {
   if (Array.isArray(mounts)) {
     for (const m of mounts) {
       if (!isJsonObject(m)) continue;
-      const where = 'HostConfig.Mounts[].';
       const source = fieldValue(m, 'Source', where);
       if (typeof source === 'string' && source.startsWith('/')) out.push(source);
       const volumeOptions = fieldValue(m, 'VolumeOptions', where);
@@ -50,8 +46,32 @@ export function hostMountSources(createBody: unknown): string[] {
       if (device !== null) out.push(device);
     }
   }
+}
+
+/** Every host path a container create body mounts (see the module comment). */
+export function hostMountSources(createBody: unknown): string[] {
+  if (!isJsonObject(createBody)) return [];
+  const hostConfig = fieldValue(createBody, 'HostConfig', '');
+  if (!isJsonObject(hostConfig)) return [];
+  const out: string[] = [];
+  const binds = fieldValue(hostConfig, 'Binds', 'HostConfig.');
+  if (Array.isArray(binds)) for (const b of binds) if (typeof b === 'string' && bindSource(b) !== null) out.push(bindSource(b)!);
+  mountListSources(fieldValue(hostConfig, 'Mounts', 'HostConfig.'), 'HostConfig.Mounts[].', out);
   return out;
 }
+
+/** Every host path a service spec (`POST /services/create`, `/services/{id}/update`) mounts. */
+export function serviceMountSources(serviceSpec: unknown): string[] {
+  if (!isJsonObject(serviceSpec)) return [];
+  const task = fieldValue(serviceSpec, 'TaskTemplate', '');
+  const spec = isJsonObject(task) ? fieldValue(task, 'ContainerSpec', 'TaskTemplate.') : undefined;
+  const out: string[] = [];
+  if (isJsonObject(spec)) mountListSources(fieldValue(spec, 'Mounts', 'TaskTemplate.ContainerSpec.'), 'TaskTemplate.ContainerSpec.Mounts[].', out);
+  return out;
+}
+
+/** Host paths no container may mount besides the secrets base: procfs shows every process's env and root. */
+export const PROCESS_VIEWS = ['/proc'] as const;
 
 /** The host path a `POST /volumes/create` body binds (its `device` option); null when none. */
 export function volumeDevice(volumeBody: unknown): string | null {
@@ -65,12 +85,15 @@ export function reachesSecretsBase(path: string, base: string): boolean {
   return p === b || p.startsWith(`${b}/`) || p === '/' || b.startsWith(`${p}/`);
 }
 
-/** Throws 403 when one of `paths` reaches one of `bases` (the base as configured and as resolved). */
+/**
+ * Throws 403 when one of `paths` reaches one of `bases` (the base as configured and as resolved) or a process view
+ * (PROCESS_VIEWS).
+ */
 export function refuseSecretsBaseMounts(paths: readonly string[], bases: readonly string[]): void {
   for (const path of paths) {
-    const base = bases.find((b) => reachesSecretsBase(path, b));
+    const base = [...bases, ...PROCESS_VIEWS].find((b) => reachesSecretsBase(path, b));
     if (base !== undefined) {
-      throw secretErrors.leak_denied(`[Drawbridge] the request mounts the host path ${path}, which holds or contains the containers' secret files (${base}); mount a path outside it`);
+      throw secretErrors.leak_denied(`[Drawbridge] the request mounts the host path ${path}, which holds or contains the containers' secrets (${base}); mount a path outside it`);
     }
   }
 }

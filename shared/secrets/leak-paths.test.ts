@@ -96,3 +96,8 @@ describe('docker top options', () => {
     expect(decideTop('aux e', {}).allowed).toBe(true);
   });
 });
+
+test('a checkpoint (a memory dump) is a copy path', () => {
+  expect(leakPathOf('container_checkpoint_create')).toBe('copy');
+  expect(decideLeak('container_checkpoint_create', { [SECRET_LABELS.rules]: 'db' })).toMatchObject({ allowed: false, message: expect.stringContaining('(docker checkpoint create) is denied') });
+});

@@ -4,7 +4,8 @@
  *
  * - `docker commit` (container_commit) would bake the env secrets into the new image's config; `docker export`
  *   (container_export) and `docker cp` / the archive API (container_archive GET, container_archive_head HEAD,
- *   the legacy container_copyfiles) read its files.
+ *   the legacy container_copyfiles) read its files; a checkpoint (container_checkpoint_create, experimental) dumps
+ *   its processes' memory.
  * - Denied (403, Docker's JSON error naming the secret rules) for a container carrying injected secrets, unless
  *   every secret rule that injected into it allows that path (`allow: [commit, export, copy]`).
  * - Archive reads are refused whole, not just under /run/secrets: dockerd resolves the requested path inside the
@@ -37,9 +38,11 @@ export const LEAK_ACTIONS: Readonly<Record<string, LeakPath>> = {
   container_archive: 'copy',
   container_archive_head: 'copy',
   container_copyfiles: 'copy',
+  container_checkpoint_create: 'copy', // experimental CRIU: a dump of the processes' memory, env included
 };
 
 const COMMANDS: Readonly<Record<LeakPath, string>> = { commit: 'docker commit', export: 'docker export', copy: 'docker cp' };
+const ACTION_COMMANDS: Readonly<Record<string, string>> = { container_checkpoint_create: 'docker checkpoint create' };
 
 export function leakPathOf(action: string): LeakPath | null {
   return Object.hasOwn(LEAK_ACTIONS, action) ? LEAK_ACTIONS[action]! : null;
@@ -56,7 +59,7 @@ export function decideLeak(action: string, labels: unknown): LeakDecision {
   const rules = markers.rules.map((r) => `'${r}'`).join(', ');
   return {
     allowed: false,
-    message: `[Drawbridge] The command '${action}' (${COMMANDS[path]}) is denied: the container carries secrets injected by secret rule ${rules}, and ${markers.rules.length > 1 ? 'not every one of them allows' : 'it does not allow'} '${path}'`,
+    message: `[Drawbridge] The command '${action}' (${ACTION_COMMANDS[action] ?? COMMANDS[path]}) is denied: the container carries secrets injected by secret rule ${rules}, and ${markers.rules.length > 1 ? 'not every one of them allows' : 'it does not allow'} '${path}'`,
   };
 }
 
