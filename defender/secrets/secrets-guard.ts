@@ -17,8 +17,8 @@
  * - container_create and volume_create: a key given twice in one object → 400 (Go merges repeated objects;
  *   go-json-fields.ts); `--pid host` → 403. container_top with ps options that print the environment, on a
  *   container carrying env secrets → 403 (leak-paths.ts).
- * - container_create and volume_create: a host path that is the secrets base, inside it or above it → 403
- *   (host-mounts.ts), compared as written and with symlinks resolved on this host.
+ * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
+ *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
  *   value. Exec is not touched: access rules govern it (`docker exec … printenv` shows env secrets).
  */
@@ -29,7 +29,7 @@ import type { Classification } from '../../shared/docker/classify-request.js';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
-import { hostMountSources, refuseSecretsBaseMounts, volumeDevice } from '../../shared/secrets/host-mounts.js';
+import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeDevice } from '../../shared/secrets/host-mounts.js';
 import { decideLeak, decideSharing, decideTop, hostPidDenial, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
@@ -199,6 +199,14 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     return { url: pinContainerTarget(c, url, container.id), ...(d.rules.length ? { audit: { rules: [...d.rules], names: [] } } : {}) };
   }
 
+  function serviceSpec(body: Buffer | null): null {
+    if (body === null || body.length === 0) return null;
+    const text = body.toString('utf8');
+    refuseDuplicateKeys(text);
+    refuseBaseMounts(serviceMountSources(JSON.parse(text)));
+    return null;
+  }
+
   function volumeCreate(body: Buffer | null): null {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
@@ -221,6 +229,9 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         return volumeCreate(body);
       case 'container_top':
         return top(c, url);
+      case 'service_create':
+      case 'service_update':
+        return serviceSpec(body);
       default:
         if (leakPathOf(c.action) === null) return null;
         return leak(c, url);

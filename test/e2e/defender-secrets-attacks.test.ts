@@ -224,13 +224,14 @@ describe('the secrets directory is not mountable', () => {
     ['-v of a container directory', (): string[] => ['-v', `${victimDir}:/x`]],
     ['-v of /dev/shm (above the base)', (): string[] => ['-v', '/dev/shm:/x']],
     ['-v of / (above everything)', (): string[] => ['-v', '/:/host']],
+    ['-v of /proc (every process\'s environ and root)', (): string[] => ['-v', '/proc:/x']],
     ['--mount type=bind', (): string[] => ['--mount', `type=bind,src=${secretsDir}/../${secretsDir.split('/').pop()},dst=/x`]],
     ['--mount type=volume with local bind options', (): string[] => ['--mount', `type=volume,dst=/x,volume-driver=local,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=${secretsDir}`]],
   ])('%s is refused', async (_what, args) => {
     const r = await run(['run', '--rm', '--label', LABEL, ...args(), image, 'sh', '-c', 'cat /x/*/token /host/dev/shm/*/*/token 2>/dev/null; true']);
     expect(r.stdout).not.toContain(TOKEN);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("which holds or contains the containers' secret files");
+    expect(r.stderr).toContain("which holds or contains the containers' secrets");
   });
 
   test('a host symlink into the base is resolved before the decision', async () => {
@@ -245,13 +246,19 @@ describe('the secrets directory is not mountable', () => {
     const body = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks' }, hostconfig: { binds: [`${secretsDir}:/x`] } });
     const r = await rawOnce('POST', '/containers/create', {}, body);
     expect(r.status).toBe(403);
-    expect(r.text).toContain("secret files");
+    expect(r.text).toContain("which holds or contains the containers' secrets");
+  });
+
+  test('a swarm service mounting the base is refused before dockerd sees it (swarmkit creates its containers)', async () => {
+    const r = await run(['service', 'create', '--name', `dbatk-svc-${tag()}`, '--mount', `type=bind,src=${secretsDir},dst=/x`, image, 'sleep', '600']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("which holds or contains the containers' secrets");
   });
 
   test('docker volume create of a local bind volume on the base is refused', async () => {
     const r = await run(['volume', 'create', '--label', LABEL, '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${secretsDir}`, `dbatk-vol-${tag()}`]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("which holds or contains the containers' secret files");
+    expect(r.stderr).toContain("which holds or contains the containers' secrets");
     expect(await runOk(['volume', 'create', '--label', LABEL, `dbatk-ok-${tag()}`])).toMatch(/dbatk-ok-/); // an ordinary one still works
   });
 });
@@ -318,6 +325,13 @@ describe('parser differentials and process views', () => {
     }
     expect(await runOk(['top', secret, '-ef'])).toContain('sleep 600');
     expect(await runOk(['top', secret])).toContain('sleep 600');
+  });
+
+  test('a checkpoint (CRIU memory dump, experimental) of a secret-carrying container is a copy path', async () => {
+    const secret = await startContainer('billing');
+    const r = await rawOnce('POST', `/containers/${secret}/checkpoints`, {}, JSON.stringify({ CheckpointID: 'c1' }));
+    expect(r.status).toBe(403);
+    expect(r.text).toContain('(docker checkpoint create) is denied');
   });
 
   test('--pid host (every process\'s /proc/<pid>/environ and root) is refused', async () => {
