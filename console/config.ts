@@ -28,6 +28,9 @@ Options (or the same keys in --config FILE, camelCase):
   --tls-names NAMES         extra DNS names/IPs for the Console's certificate, comma-separated
   --session-ttl SECONDS     API session lifetime (default 3600)
   --cert-max-lifetime SECS  longest user certificate lifetime (default 86400, at least 10)
+  --defender-cert-lifetime SECS
+                            lifetime of the certificates enrolled Defenders get (default 31536000, a year;
+                            at least 10); a Defender renews its own when a third of it is left
   --install-token-ttl SECS  how long a certificate install command stays usable (default 600)
   --secret-sync-interval S  re-fetch every secret from its store this often (default 3600; 0 turns it off;
                             POST /api/v1/secrets/refresh fetches at once)
@@ -48,6 +51,8 @@ const schema = z.strictObject({
   sessionTtl: z.coerce.number().int().min(60).max(7 * 86400).default(3600),
   // Seconds are allowed so renewal can be exercised end to end (the companion renews at about 2/3 of the lifetime).
   certMaxLifetime: z.coerce.number().int().min(10).max(366 * 86400).default(86400),
+  // Seconds again so that Defender renewal can be exercised end to end.
+  defenderCertLifetime: z.coerce.number().int().min(10).max(10 * 366 * 86400).default(365 * 86400),
   installTokenTtl: z.coerce.number().int().min(1).max(86400).default(600),
   secretSyncInterval: z.coerce.number().int().min(0).max(30 * 86400).default(3600),
 });
@@ -56,7 +61,7 @@ export type ConsoleConfig = z.infer<typeof schema> & { readonly publicUrl: strin
 
 const FLAGS: Record<string, keyof z.infer<typeof schema>> = {
   listen: 'listen', data: 'data', 'master-key-file': 'masterKeyFile', 'previous-master-key-file': 'previousMasterKeyFile', 'admin-password': 'adminPassword', 'public-url': 'publicUrl',
-  'tls-names': 'tlsNames', 'session-ttl': 'sessionTtl', 'cert-max-lifetime': 'certMaxLifetime', 'install-token-ttl': 'installTokenTtl',
+  'tls-names': 'tlsNames', 'session-ttl': 'sessionTtl', 'cert-max-lifetime': 'certMaxLifetime', 'defender-cert-lifetime': 'defenderCertLifetime', 'install-token-ttl': 'installTokenTtl',
   'secret-sync-interval': 'secretSyncInterval',
 };
 

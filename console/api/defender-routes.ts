@@ -6,16 +6,20 @@
  *   audit delivery need a Defender's client certificate; a user's bearer token never reaches them, and a
  *   Defender's certificate never reaches anything else.
  * - The wire shapes are shared/wire/defender-console.ts, imported, never restated.
- * - `/defenders/policy`, `/heartbeat`, `/audit`, `/enroll` and `/join-tokens` are matched before
+ * - Renewal (`/defenders/renew`) needs the Defender's current client certificate; the first stream or heartbeat
+ *   with the renewed one revokes the one it replaced (defender-store.ts `confirmCertificate`).
+ * - `/defenders/policy`, `/heartbeat`, `/audit`, `/renew`, `/enroll` and `/join-tokens` are matched before
  *   `/defenders/{host}`; a Defender with one of those names is still reachable percent-encoded (`%70olicy`).
  */
 import { z } from 'zod';
-import { defenderStatus, enrollRequest, listenerConfig } from '../../shared/wire/defender-console.js';
+import { defenderStatus, enrollRequest, listenerConfig, renewRequest } from '../../shared/wire/defender-console.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore, type DefenderRecord } from '../defenders/defender-store.js';
 import { enrollDefender, peerAddress } from '../defenders/enroll-defender.js';
 import { createJoinTokenBody, JoinTokenStore } from '../defenders/join-tokens.js';
 import { PolicyHub } from '../defenders/policy-hub.js';
+import { renewDefender } from '../defenders/renew-defender.js';
+import { getCertificate } from '../certs/certificate-register.js';
 import { consoleErrors } from '../errors.js';
 import { auditRoutes } from './audit-routes.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
@@ -37,6 +41,10 @@ export interface DefenderView {
   readonly policyVersion: number;
   readonly enrolledAt: string;
   readonly auditBacklog: number;
+  /** Its current certificates (after a renewal, the renewed ones) and when they expire. */
+  readonly clientCertSerial: string | null;
+  readonly serverCertSerial: string | null;
+  readonly certNotAfter: string | null;
 }
 
 function defenderOf(principal: Principal): { hostName: string; serial: string } {
@@ -59,10 +67,20 @@ export function defenderRoutes(ctx: ConsoleContext) {
     policyVersion: d.policyVersion,
     enrolledAt: d.enrolledAt,
     auditBacklog: d.auditBacklog,
+    clientCertSerial: d.clientCertSerial?.toLowerCase() ?? null,
+    serverCertSerial: d.serverCertSerial?.toLowerCase() ?? null,
+    certNotAfter: d.clientCertSerial ? (getCertificate(ctx.db, d.clientCertSerial)?.notAfter ?? null) : null,
   });
   const mustGet = (host: string): DefenderRecord => {
     const d = defenders.get(host);
     if (!d) throw consoleErrors.not_found(`no Defender named '${host}'`);
+    return d;
+  };
+  /** A Defender authenticated: if with its renewed certificate for the first time, the replaced one is revoked. */
+  const confirmed = (principal: Principal): { hostName: string; serial: string } => {
+    const d = defenderOf(principal);
+    const revoked = defenders.confirmCertificate(d.hostName, d.serial);
+    if (revoked) ctx.log.info('defender uses its renewed certificate; the one it replaced is revoked', { host: d.hostName, serial: d.serial, revoked });
     return d;
   };
 
@@ -102,11 +120,19 @@ export function defenderRoutes(ctx: ConsoleContext) {
       },
     }),
     route({
+      method: 'POST', path: '/api/v1/defenders/renew', tag: 'defenders', access: 'defender',
+      summary: "A Defender renews its certificates with its current client certificate: CSRs for new keys in, new server and client certificates and the CA out",
+      body: renewRequest,
+      handler({ principal, body }) {
+        return renewDefender(ctx, defenders, defenderOf(principal), body);
+      },
+    }),
+    route({
       method: 'GET', path: '/api/v1/defenders/policy', tag: 'defenders', access: 'defender',
       summary: 'The policy stream (NDJSON): a snapshot at once when newer than `since`, one per change, a heartbeat every 15 s',
       query: z.strictObject({ since: z.coerce.number().int().min(0).default(0).describe('the policy version the Defender has (0: none)') }),
       handler({ principal, query, req, res }) {
-        hub.open(defenderOf(principal), query.since, req, res);
+        hub.open(confirmed(principal), query.since, req, res);
         return RAW;
       },
     }),
@@ -115,7 +141,7 @@ export function defenderRoutes(ctx: ConsoleContext) {
       summary: 'A Defender reports what it runs and enforces',
       body: defenderStatus,
       handler({ principal, body }) {
-        const { hostName } = defenderOf(principal);
+        const { hostName } = confirmed(principal);
         if (!defenders.recordStatus(hostName, body)) throw consoleErrors.not_found(`the Defender '${hostName}' is not registered; enrol it again`);
         return noContent();
       },

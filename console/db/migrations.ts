@@ -185,4 +185,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE audit ADD COLUMN secrets_json TEXT;
   `,
+  // 7: Defender certificate renewal: the server certificate's SANs on record (renewal reissues exactly these), and
+  // the client certificate a renewal replaced, revoked once the Defender authenticates with the new one
+  `
+  ALTER TABLE defenders ADD COLUMN server_names_json TEXT;
+  ALTER TABLE defenders ADD COLUMN previous_cert_serial TEXT;
+  `,
 ];

@@ -8,6 +8,10 @@
  *   Console) and a server certificate (kind 'defender-server', which never does). Re-enrolling or deleting a
  *   Defender revokes every unexpired certificate of that host, and bumps the policy version in the same
  *   transaction so every Defender learns the revocation.
+ * - Renewal (renew-defender.ts) replaces both certificates. The client certificate it replaced is kept as
+ *   `previousCertSerial` and revoked as soon as the Defender authenticates with the new one (`confirmCertificate`):
+ *   until then the Defender may not have the new one (an answer lost on the way) and must still reach us. The old
+ *   server certificate is left to expire: open connections use it, and no client checks server revocation.
  */
 import { listenerConfig, type ListenerConfig } from '../../shared/wire/defender-console.js';
 import type { Db } from '../db/database.js';
@@ -32,6 +36,15 @@ export interface DefenderRecord {
   readonly auditBacklog: number;
   readonly clientCertSerial: string | null;
   readonly serverCertSerial: string | null;
+  /** The SANs of its server certificate (null for Defenders enrolled before renewal existed). */
+  readonly serverNames: ServerNames | null;
+  /** The client certificate the last renewal replaced, while the Defender has not used the new one yet. */
+  readonly previousCertSerial: string | null;
+}
+
+export interface ServerNames {
+  readonly dnsNames: readonly string[];
+  readonly ips: readonly string[];
 }
 
 interface DefenderRow {
@@ -47,6 +60,8 @@ interface DefenderRow {
   enrolled_at: string;
   last_seen: string | null;
   audit_backlog: number;
+  server_names_json: string | null;
+  previous_cert_serial: string | null;
 }
 
 function parseListener(json: string): ListenerConfig {
@@ -67,6 +82,8 @@ function toRecord(r: DefenderRow): DefenderRecord {
     auditBacklog: r.audit_backlog,
     clientCertSerial: r.cert_serial,
     serverCertSerial: r.server_cert_serial,
+    serverNames: r.server_names_json === null ? null : (JSON.parse(r.server_names_json) as ServerNames),
+    previousCertSerial: r.previous_cert_serial,
   };
 }
 
@@ -77,7 +94,11 @@ export interface Enrolment {
   readonly requestedListener: ListenerConfig;
   readonly clientCertSerial: string;
   readonly serverCertSerial: string;
+  readonly serverNames: ServerNames;
 }
+
+/** Node may print a serial without its leading zero nibble: compare without leading zeros. */
+export const sameSerial = (a: string, b: string): boolean => a.toLowerCase().replace(/^0+/, '') === b.toLowerCase().replace(/^0+/, '');
 
 export class DefenderStore {
   constructor(
@@ -123,16 +144,55 @@ export class DefenderStore {
       const listener = JSON.stringify(e.requestedListener);
       this.db
         .prepare(
-          `INSERT INTO defenders (host_name, address, version, listener_json, cert_serial, server_cert_serial, policy_version, enrolled_at, last_seen)
-           VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+          `INSERT INTO defenders (host_name, address, version, listener_json, cert_serial, server_cert_serial, server_names_json, policy_version, enrolled_at, last_seen)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
            ON CONFLICT(host_name) DO UPDATE SET host_name = excluded.host_name, address = excluded.address, version = excluded.version,
              listener_json = CASE WHEN listener_pinned = 1 THEN listener_json ELSE excluded.listener_json END,
              cert_serial = excluded.cert_serial, server_cert_serial = excluded.server_cert_serial, reported_listener_json = NULL,
+             server_names_json = excluded.server_names_json, previous_cert_serial = NULL,
              policy_version = 0, audit_backlog = 0, enrolled_at = excluded.enrolled_at, last_seen = excluded.last_seen`,
         )
-        .run(e.hostName, e.address, e.version, listener, e.clientCertSerial, e.serverCertSerial, now, now);
+        .run(e.hostName, e.address, e.version, listener, e.clientCertSerial, e.serverCertSerial, JSON.stringify(e.serverNames), now, now);
       if (revoked > 0) this.clock.bump('revocation');
       return this.get(e.hostName)!;
+    })();
+  }
+
+  /**
+   * Records renewed certificates for a Defender that authenticated with `presentedSerial`. When that is the
+   * certificate an earlier renewal replaced (the Defender never got or used that renewal's answer), the unused
+   * pair is revoked. False when the Defender is not registered (any more).
+   */
+  renew(hostName: string, presentedSerial: string, issued: { clientCertSerial: string; serverCertSerial: string }): boolean {
+    return this.db.transaction(() => {
+      const row = this.get(hostName);
+      if (!row) return false;
+      const retry = row.previousCertSerial !== null && sameSerial(row.previousCertSerial, presentedSerial);
+      if (retry) {
+        const unused = [row.clientCertSerial, row.serverCertSerial].filter((s): s is string => s !== null);
+        const revoked = unused.reduce((n, serial) => n + this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(nowIso(), serial).changes, 0);
+        if (revoked > 0) this.clock.bump('revocation');
+      }
+      this.db
+        .prepare('UPDATE defenders SET cert_serial = ?, server_cert_serial = ?, previous_cert_serial = ? WHERE host_name = ?')
+        .run(issued.clientCertSerial, issued.serverCertSerial, retry ? row.previousCertSerial : presentedSerial, row.hostName);
+      return true;
+    })();
+  }
+
+  /**
+   * The Defender authenticated with `serial`: if that is its renewed client certificate, the one it replaced is
+   * revoked (and the policy version bumped, so streams still on it end). Returns the revoked serial, or null.
+   */
+  confirmCertificate(hostName: string, serial: string): string | null {
+    const row = this.get(hostName);
+    if (!row?.previousCertSerial || !row.clientCertSerial || !sameSerial(row.clientCertSerial, serial)) return null;
+    const previous = row.previousCertSerial;
+    return this.db.transaction(() => {
+      const changed = this.db.prepare('UPDATE defenders SET previous_cert_serial = NULL WHERE host_name = ? AND previous_cert_serial = ?').run(row.hostName, previous).changes;
+      if (changed === 0) return null;
+      if (this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(nowIso(), previous).changes > 0) this.clock.bump('revocation');
+      return previous;
     })();
   }
 

@@ -9,6 +9,8 @@
  * - Client certificate: clientAuth, `CN=<host>, O=Drawbridge Defender`, registered as kind 'defender': the only
  *   certificate the Console accepts as this Defender (server.ts `authenticate`).
  * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates.
+ * - Both certificates live `--defender-cert-lifetime` seconds (a year by default); the Defender renews them itself
+ *   (renew-defender.ts), and the SANs are recorded so a renewal reissues exactly these.
  */
 import { isIP } from 'node:net';
 import { readCsr } from '../../shared/identity/certificate-profiles.js';
@@ -19,7 +21,8 @@ import { FieldError } from '../errors.js';
 import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore } from './defender-store.js';
 import type { JoinTokenStore } from './join-tokens.js';
 
-export const DEFENDER_CERT_LIFETIME_MS = 365 * 24 * 3600_000;
+/** How long a Defender's certificates live (enrolment and renewal alike). */
+export const defenderCertLifetimeMs = (ctx: ConsoleContext): number => ctx.config.defenderCertLifetime * 1000;
 
 export interface EnrollInput {
   readonly joinToken: string;
@@ -49,7 +52,7 @@ export function serverNames(hostName: string, addresses: readonly string[]): { d
   return { dnsNames, ips };
 }
 
-async function checkCsr(pem: string, field: string): Promise<void> {
+export async function checkCsr(pem: string, field: string): Promise<void> {
   try {
     await readCsr(pem);
   } catch (e) {
@@ -76,9 +79,9 @@ export async function enrollDefender(
   const giveBack = stores.tokens.consume(input.joinToken);
   const issued: string[] = [];
   try {
-    const server = await ctx.ca.issueFromCsr(input.serverCsr, { kind: 'server', ...names }, DEFENDER_CERT_LIFETIME_MS, { kind: DEFENDER_SERVER_KIND });
+    const server = await ctx.ca.issueFromCsr(input.serverCsr, { kind: 'server', ...names }, defenderCertLifetimeMs(ctx), { kind: DEFENDER_SERVER_KIND });
     issued.push(server.serial);
-    const client = await ctx.ca.issueFromCsr(input.clientCsr, { kind: 'defender-client', hostName: input.hostName }, DEFENDER_CERT_LIFETIME_MS, { kind: DEFENDER_CLIENT_KIND });
+    const client = await ctx.ca.issueFromCsr(input.clientCsr, { kind: 'defender-client', hostName: input.hostName }, defenderCertLifetimeMs(ctx), { kind: DEFENDER_CLIENT_KIND });
     issued.push(client.serial);
     const record = stores.defenders.enrol({
       hostName: input.hostName,
@@ -87,6 +90,7 @@ export async function enrollDefender(
       requestedListener: input.listener,
       clientCertSerial: client.serial,
       serverCertSerial: server.serial,
+      serverNames: names,
     });
     ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
     const { auditSeq } = ctx.db.prepare('SELECT COALESCE(MAX(seq), 0) AS auditSeq FROM audit WHERE defender = ?').get(input.hostName.toLowerCase()) as { auditSeq: number };

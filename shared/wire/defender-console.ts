@@ -8,6 +8,9 @@
  *     (serverAuth, SANs = hostName + addresses) and its client certificate (CN = hostName, O = Drawbridge
  *     Defender), plus the CA that also signs user certificates.
  * Everything else with the Defender's client certificate (mTLS) on the Console's HTTPS port:
+ *   POST /api/v1/defenders/renew            RenewRequest → RenewResponse: new certificates for new keys, before
+ *        the current ones expire. Same profiles as enrolment; the subject and the server certificate's SANs come
+ *        from the Console's record, never from the CSRs.
  *   GET  /api/v1/defenders/policy?since=N   long-lived NDJSON stream of PolicyStreamLine: a snapshot at once when
  *        the Console's version is newer than N, then one per change, and a heartbeat every 15 s.
  *   POST /api/v1/defenders/heartbeat         DefenderStatus → 204 (what the Defender runs and enforces)
@@ -60,6 +63,20 @@ export const enrollResponse = z.strictObject({
   auditSeq: z.number().int().min(0),
 });
 export type EnrollResponse = z.infer<typeof enrollResponse>;
+
+export const renewRequest = z.strictObject({
+  serverCsr: pem('CERTIFICATE REQUEST'),
+  clientCsr: pem('CERTIFICATE REQUEST'),
+});
+export type RenewRequest = z.infer<typeof renewRequest>;
+
+export const renewResponse = z.strictObject({
+  hostName,
+  ca: pem('CERTIFICATE'),
+  serverCert: pem('CERTIFICATE'),
+  clientCert: pem('CERTIFICATE'),
+});
+export type RenewResponse = z.infer<typeof renewResponse>;
 
 const accessRuleWire = z.strictObject({
   name: z.string(),
