@@ -35,6 +35,8 @@ export interface ConsoleLink {
   send(method: 'GET' | 'POST' | 'PUT', path: string, json?: unknown, timeoutMs?: number): Promise<ConsoleResponse>;
   /** A long-lived GET: resolves with the response once its head arrived; `abort` ends it. */
   openStream(path: string, headers?: Record<string, string>): Promise<{ res: IncomingMessage; abort(): void }>;
+  /** Authenticates with this client certificate from now on (new connections; pooled ones are per certificate). */
+  setClientCertificate(cert: string, key: string): void;
 }
 
 /** The pin of a DER certificate's public key, `sha256//BASE64`, as the Console shows it (curl's format). */
@@ -109,7 +111,9 @@ function readAll(res: IncomingMessage): Promise<string> {
 
 export function consoleLink(consoleUrl: string, tls: ConsoleTls): ConsoleLink {
   const url = new URL(consoleUrl);
-  const options = tlsOptions(url, tls);
+  // Node's https agent pools connections by TLS options, the client certificate included: after a switch, requests
+  // go on connections of their own, never on one authenticated with the previous certificate.
+  let options = tlsOptions(url, tls);
   const pathOf = (path: string): string => `${url.pathname.replace(/\/+$/, '')}${path}`;
   return {
     url: consoleUrl,
@@ -151,6 +155,9 @@ export function consoleLink(consoleUrl: string, tls: ConsoleTls): ConsoleLink {
         req.on('error', reject);
         req.end();
       });
+    },
+    setClientCertificate(cert, key) {
+      options = tlsOptions(url, { ...tls, cert, key });
     },
   };
 }

@@ -7,6 +7,8 @@
  *   restart) until the Console sends the next, however long the Console is away.
  * - The order at start: enrolment (or the saved one) → cache → listener (the cached snapshot's, else the one
  *   from enrolment) → policy stream, heartbeats and audit upload in the background.
+ * - Its certificates are renewed before they expire and swapped in live (certificate-renewal.ts): the listeners'
+ *   TLS context, the Console link's client certificate, and the policy stream reconnected with it.
  * - The audit goes to the on-disk spool (delivered exactly once to the Console) and, if `--audit-log` is given,
  *   also to that file or stdout.
  */
@@ -18,6 +20,7 @@ import { openAuditSpool } from './audit-spool.js';
 import { startAuditUpload } from './audit-upload.js';
 import type { DefenderContext } from './authorize-request.js';
 import { DEFENDER_VERSION, splitHostPort, type ConsoleModeConfig } from './config.js';
+import { startCertificateRenewal } from './certificate-renewal.js';
 import { consoleLink } from './console-link.js';
 import { dockerUpstream } from './docker-upstream.js';
 import { ensureEnrolment } from './enrolment.js';
@@ -138,12 +141,24 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
     onConnected: () => upload.nudge(),
     onTick: () => void listeners.retry(),
   });
+  const renewal = startCertificateRenewal({
+    stateDir: config.state,
+    enrolment,
+    link,
+    log,
+    swap(renewed) {
+      defender.setTls({ ca: renewed.ca, cert: renewed.serverCert, key: renewed.serverKey });
+      link.setClientCertificate(renewed.clientCert, renewed.clientKey);
+      sync.reconnect();
+    },
+  });
 
   return {
     defender,
     hostName: enrolment.hostName,
     address: () => listeners.address,
     async stop() {
+      renewal.stop();
       sync.stop();
       secrets.stop();
       metricsServer?.close();

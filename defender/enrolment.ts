@@ -10,11 +10,15 @@
  *   client-key.pem, state.json.
  * - A later start reuses the state; a join token given again is ignored unless `--re-enroll` asks for a new
  *   enrolment (which also drops the policy cache of the old one; the audit spool is kept and delivered).
+ * - Renewed certificates (certificate-renewal.ts) replace four files and state.json together: they are staged in
+ *   `renewal.pending/` (each file atomic, 0600), a READY mark is written last, then each is renamed into place.
+ *   Loading finishes a staged renewal that has its mark and discards one that has not, so a crash at any point
+ *   leaves either the old pairs or the new ones, never a key next to the other key's certificate.
  */
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill.
 import 'reflect-metadata';
 import { webcrypto, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
@@ -24,7 +28,7 @@ import type { ConsoleModeConfig } from './config.js';
 import { DEFENDER_VERSION } from './config.js';
 import { consoleLink } from './console-link.js';
 import { defenderErrors } from './errors.js';
-import { ensurePrivateDir, writeFileAtomic } from './fs-atomic.js';
+import { ensurePrivateDir, syncDir, writeFileAtomic } from './fs-atomic.js';
 import type { Logger } from './log.js';
 import { CACHE_FILE } from './policy-cache.js';
 
@@ -44,30 +48,74 @@ export interface Enrolment {
   readonly enrolledAt: string;
   /** The Console's highest audit seq for this host at enrolment: the spool numbers above it. */
   readonly auditSeqFloor: number;
+  /** When the certificates in use arrived (enrolment or the last renewal): renewal timing counts from here. */
+  readonly certsReceivedAt: string;
 }
+
+/** What a renewal replaces. */
+export type RenewedCertificates = Pick<Enrolment, 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey' | 'certsReceivedAt'>;
 
 const FILES = { ca: 'ca.pem', serverCert: 'server-cert.pem', serverKey: 'server-key.pem', clientCert: 'client-cert.pem', clientKey: 'client-key.pem' } as const;
 const STATE_FILE = 'state.json';
+const RENEWED_FILES = [FILES.serverCert, FILES.serverKey, FILES.clientCert, FILES.clientKey, STATE_FILE];
+const RENEWAL_DIR = 'renewal.pending';
+const RENEWAL_READY = 'READY';
+
+/** Completes a renewal staged with its READY mark (rename is idempotent per file); drops one without. */
+function finishStagedRenewal(dir: string): void {
+  const staged = join(dir, RENEWAL_DIR);
+  if (!existsSync(staged)) return;
+  if (existsSync(join(staged, RENEWAL_READY))) {
+    for (const f of RENEWED_FILES) if (existsSync(join(staged, f))) renameSync(join(staged, f), join(dir, f));
+    syncDir(dir);
+  }
+  rmSync(staged, { recursive: true, force: true });
+}
 
 /** The saved enrolment in `dir`, or null when there is none. Throws a config error when it is damaged. */
 export function loadEnrolment(dir: string): Enrolment | null {
   const statePath = join(dir, STATE_FILE);
-  if (!existsSync(statePath)) return null;
   try {
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as Pick<Enrolment, 'consoleUrl' | 'hostName' | 'listener' | 'enrolledAt' | 'auditSeqFloor'>;
+    finishStagedRenewal(dir);
+    if (!existsSync(statePath)) return null;
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as Pick<Enrolment, 'consoleUrl' | 'hostName' | 'listener' | 'enrolledAt' | 'auditSeqFloor'> & { certsReceivedAt?: string };
     const pems = Object.fromEntries(Object.entries(FILES).map(([k, f]) => [k, readFileSync(join(dir, f), 'utf8')])) as Record<keyof typeof FILES, string>;
-    return { consoleUrl: state.consoleUrl, hostName: state.hostName, listener: state.listener, enrolledAt: state.enrolledAt, auditSeqFloor: state.auditSeqFloor ?? 0, ...pems };
+    return {
+      consoleUrl: state.consoleUrl,
+      hostName: state.hostName,
+      listener: state.listener,
+      enrolledAt: state.enrolledAt,
+      auditSeqFloor: state.auditSeqFloor ?? 0,
+      certsReceivedAt: state.certsReceivedAt ?? state.enrolledAt,
+      ...pems,
+    };
   } catch (e) {
     throw defenderErrors.config(`the enrolment saved in ${dir} is damaged (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); enrol again with --join-token T --re-enroll`);
   }
 }
 
+const stateJson = (e: Enrolment): string =>
+  `${JSON.stringify({ consoleUrl: e.consoleUrl, hostName: e.hostName, listener: e.listener, enrolledAt: e.enrolledAt, auditSeqFloor: e.auditSeqFloor, certsReceivedAt: e.certsReceivedAt }, null, 2)}\n`;
+
 function saveEnrolment(dir: string, e: Enrolment): void {
   for (const [k, f] of Object.entries(FILES)) writeFileAtomic(join(dir, f), e[k as keyof typeof FILES]);
-  writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify({ consoleUrl: e.consoleUrl, hostName: e.hostName, listener: e.listener, enrolledAt: e.enrolledAt, auditSeqFloor: e.auditSeqFloor }, null, 2)}\n`);
+  writeFileAtomic(join(dir, STATE_FILE), stateJson(e));
 }
 
-async function newKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPem: string; spki: Buffer }> {
+/** Saves renewed certificates and keys over `current`'s, all or nothing (see the header); returns the new state. */
+export function saveRenewedCertificates(dir: string, current: Enrolment, renewed: RenewedCertificates): Enrolment {
+  const next: Enrolment = { ...current, ...renewed };
+  const staged = join(dir, RENEWAL_DIR);
+  rmSync(staged, { recursive: true, force: true });
+  ensurePrivateDir(staged);
+  for (const k of ['serverCert', 'serverKey', 'clientCert', 'clientKey'] as const) writeFileAtomic(join(staged, FILES[k]), next[k]);
+  writeFileAtomic(join(staged, STATE_FILE), stateJson(next));
+  writeFileAtomic(join(staged, RENEWAL_READY), '');
+  finishStagedRenewal(dir);
+  return next;
+}
+
+export async function newKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPem: string; spki: Buffer }> {
   const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: new x509.Name([{ CN: [{ utf8String: commonName }] }]),
@@ -81,7 +129,7 @@ async function newKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPe
 }
 
 /** The certificate must carry `spki` and be signed by `ca`. */
-function checkIssued(label: string, certPem: string, spki: Buffer, ca: X509Certificate): void {
+export function checkIssued(label: string, certPem: string, spki: Buffer, ca: X509Certificate): void {
   const cert = new X509Certificate(certPem);
   if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(spki)) throw new Error(`the ${label} from the Console is not for the key this Defender generated`);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new Error(`the ${label} from the Console does not chain to the CA it sent`);
@@ -152,6 +200,7 @@ async function enrol(config: ConsoleModeConfig, log: Logger): Promise<Enrolment>
     listener: answer.listener,
     enrolledAt: new Date().toISOString(),
     auditSeqFloor: answer.auditSeq,
+    certsReceivedAt: new Date().toISOString(),
   };
   saveEnrolment(config.state, enrolment);
   log.info('enrolled with the Console', { console: config.console, host: enrolment.hostName, state: config.state });

@@ -14,6 +14,8 @@
  *   twice without its snapshot also makes us ask again.
  * - Heartbeats every 10 s and right after a snapshot was applied, so the Console shows the version in force.
  * - Losing and regaining the Console is logged once each, not per attempt.
+ * - `reconnect()` replaces the stream at once (no backoff, nothing logged as lost): after the client certificate
+ *   was renewed, so the Console sees the new one.
  */
 import type { DefenderStatus, PolicySnapshot } from '../shared/wire/defender-console.js';
 import { Backoff } from './backoff.js';
@@ -42,6 +44,8 @@ export interface PolicySyncOptions {
 export interface PolicySync {
   /** Sends a heartbeat now (after a snapshot). */
   heartbeat(): void;
+  /** Drops the stream and opens a new one now (new connection, current client certificate). */
+  reconnect(): void;
   stop(): void;
 }
 
@@ -58,6 +62,8 @@ export function startPolicySync(opts: PolicySyncOptions): PolicySync {
   let heartbeatFailing = false;
   /** Snapshots are applied one after the other, in arrival order, across reconnects too. */
   let queue: Promise<void> = Promise.resolve();
+  /** Bumped by every connect: an attempt overtaken by `reconnect()` drops what it opened. */
+  let attempt = 0;
 
   const heartbeat = (): void => {
     if (stopped) return;
@@ -100,17 +106,18 @@ export function startPolicySync(opts: PolicySyncOptions): PolicySync {
 
   async function connect(): Promise<void> {
     if (stopped) return;
+    const mine = ++attempt;
     const since = forceSince ?? opts.version();
     forceSince = null;
     let stream: Awaited<ReturnType<ConsoleLink['openStream']>>;
     try {
       stream = await link.openStream(`/api/v1/defenders/policy?since=${since}`, { accept: 'application/x-ndjson' });
     } catch (e) {
-      scheduleReconnect((e as Error).message);
+      if (mine === attempt) scheduleReconnect((e as Error).message);
       return;
     }
     const { res, abort } = stream;
-    if (stopped) {
+    if (stopped || mine !== attempt) {
       abort();
       return;
     }
@@ -208,6 +215,14 @@ export function startPolicySync(opts: PolicySyncOptions): PolicySync {
   void connect();
   return {
     heartbeat,
+    reconnect() {
+      if (stopped) return;
+      abortCurrent?.();
+      abortCurrent = null;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+      void connect();
+    },
     stop() {
       stopped = true;
       clearInterval(heartbeatTimer);

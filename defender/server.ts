@@ -9,6 +9,8 @@
  *   refuses gets Docker's JSON 400 and is audited.
  * - One Defender can listen on several addresses at once (TCP or a UNIX socket), each its own https server with the
  *   same TLS material and handlers: a listener switched by the Console starts the new one before the old one stops.
+ * - `setTls()` swaps the certificate and key of every listener (`setSecureContext`) and of those started later:
+ *   new handshakes get the new ones, connections already open keep theirs (renewal without a restart).
  * - Closing a listener stops accepting, closes idle keep-alive connections, lets running requests and streams
  *   finish for the grace period, then cuts what is left. `close()` does that for every listener.
  */
@@ -40,6 +42,8 @@ export interface DefenderListener {
 
 export interface DefenderServer {
   listen(target: ListenTarget): Promise<DefenderListener>;
+  /** New TLS material for every listener, open and future (new handshakes only). */
+  setTls(tls: TlsMaterial): void;
   /** Closes every listener, including those still draining, and the upstream pool. */
   close(graceMs: number): Promise<void>;
 }
@@ -50,8 +54,9 @@ function formatAddress(server: Server, target: ListenTarget): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tls: TlsMaterial): DefenderServer {
+export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, initialTls: TlsMaterial): DefenderServer {
   const listeners = new Set<DefenderListener>();
+  let tls = initialTls;
   return {
     async listen(target) {
       const server = createListenerServer(ctx, upstream, tls);
@@ -71,6 +76,10 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, tl
       };
       listeners.add(listener);
       return listener;
+    },
+    setTls(next) {
+      tls = next;
+      for (const l of listeners) l.server.setSecureContext({ ca: next.ca, cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
     },
     async close(graceMs) {
       await Promise.all([...listeners].map((l) => l.close(graceMs)));
