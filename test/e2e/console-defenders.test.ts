@@ -5,8 +5,8 @@ import 'reflect-metadata'; // before @peculiar/x509
 import { X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { auditAck, type AuditEventWire, type PolicyStreamLine } from '../../shared/wire/defender-console.js';
-import { clientTls, enrollDefender, mtlsCall, openPolicyStream, type EnrolledDefender } from '../support/console-defender-client.js';
+import { auditAck, renewResponse, type AuditEventWire, type PolicyStreamLine } from '../../shared/wire/defender-console.js';
+import { clientTls, enrollDefender, mtlsCall, newKeyAndCsr, openPolicyStream, type EnrolledDefender, type Mtls } from '../support/console-defender-client.js';
 import { startConsoleProcess, type ConsoleProcess } from '../support/console-process.js';
 import { pollUntil } from '../support/poll.js';
 
@@ -231,6 +231,79 @@ describe('an enrolled Defender', () => {
   });
 });
 
+describe('renewal', () => {
+  const serial = (pem: string): string => new X509Certificate(pem).serialNumber.toLowerCase();
+  const status = { version: 'test-0.0.1', policyVersion: 0, listener: { type: 'tcp', address: '0.0.0.0:9998' }, auditBacklog: 0 };
+  /** Renews as `tls` with fresh keys; on 200 also gives the new client certificate's TLS material. */
+  async function renew(tls: Mtls): Promise<{ status: number; body: any; text: string; tls: Mtls; serverKey: string }> {
+    const server = await newKeyAndCsr();
+    const client = await newKeyAndCsr();
+    const r = await mtlsCall(consoleProc.url, tls, 'POST', '/api/v1/defenders/renew', { json: { serverCsr: server.csr, clientCsr: client.csr } });
+    return { ...r, tls: { ca: tls.ca, cert: r.body?.clientCert, key: client.key }, serverKey: server.key };
+  }
+  const certStatus = async (s: string): Promise<string | undefined> =>
+    ((await consoleProc.call('GET', '/api/v1/certs?limit=500', { token: admin })).body.items as { serial: string; status: string }[]).find((c) => c.serial === s)?.status;
+
+  test('gives new certificates like enrolment (SANs and subject from the record, never the CSRs) and the Console shows them', async () => {
+    const d = await enrol('renew-a', { addresses: ['renew-a.example.test', '127.0.0.1'] });
+    const r = await renew(clientTls(d));
+    expect(r.status, r.text).toBe(200);
+    const answer = renewResponse.parse(r.body);
+    expect(answer.hostName).toBe('renew-a');
+    const ca = new X509Certificate(answer.ca);
+    const client = new X509Certificate(answer.clientCert);
+    const server = new X509Certificate(answer.serverCert);
+    for (const cert of [client, server]) expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
+    expect(new x509.X509Certificate(answer.clientCert).subject).toBe('CN=renew-a, O=Drawbridge Defender');
+    expect(client.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+    expect(server.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+    expect(server.subjectAltName?.split(', ').sort()).toEqual(new X509Certificate(d.response.serverCert).subjectAltName?.split(', ').sort());
+    expect(serial(answer.clientCert)).not.toBe(serial(d.response.clientCert));
+    const row = await defenderRow('renew-a');
+    expect(row).toMatchObject({ clientCertSerial: serial(answer.clientCert), serverCertSerial: serial(answer.serverCert) });
+    expect(Math.floor(Date.parse(row.certNotAfter) / 1000) * 1000).toBe(Date.parse(client.validTo)); // X.509 keeps whole seconds
+    expect(await certStatus(serial(answer.serverCert))).toBe('valid');
+  });
+
+  test('the replaced client certificate works until the new one is used, then it is revoked; a lost answer is asked again', async () => {
+    const d = await enrol('renew-b');
+    const first = await renew(clientTls(d));
+    expect(first.status, first.text).toBe(200);
+    // The answer "got lost": the Defender asks again with the certificate it still has; the unused pair is revoked.
+    const second = await renew(clientTls(d));
+    expect(second.status, second.text).toBe(200);
+    expect([await certStatus(serial(first.body.clientCert)), await certStatus(serial(first.body.serverCert))]).toEqual(['revoked', 'revoked']);
+    expect((await call(d, 'POST', '/api/v1/defenders/heartbeat', status)).status).toBe(204); // the old one still works
+    expect((await mtlsCall(consoleProc.url, second.tls, 'POST', '/api/v1/defenders/heartbeat', { json: status })).status).toBe(204);
+    expect(await certStatus(serial(d.response.clientCert))).toBe('revoked');
+    expect(await certStatus(serial(d.response.serverCert))).toBe('valid'); // left to expire: open connections use it
+    expect((await call(d, 'POST', '/api/v1/defenders/heartbeat', status)).status).toBe(403);
+    const stream = await openPolicyStream(consoleProc.url, second.tls, 0);
+    const snap = await stream.next((l) => l.type === 'snapshot');
+    expect(snap.type === 'snapshot' && snap.snapshot.revokedSerials).toContain(serial(d.response.clientCert));
+    stream.close();
+    // And the renewed certificate renews in turn.
+    expect((await renew(second.tls)).status).toBe(200);
+  });
+
+  test('is refused with bad CSRs (400 naming the field), extra fields, anything but the client certificate, and for a deleted Defender', async () => {
+    const d = await enrol('renew-c');
+    const good = await newKeyAndCsr();
+    const bad = await call(d, 'POST', '/api/v1/defenders/renew', { serverCsr: good.csr, clientCsr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' });
+    expect([bad.status, bad.body.error.field]).toEqual([400, 'body.clientCsr']);
+    const extra = await call(d, 'POST', '/api/v1/defenders/renew', { serverCsr: good.csr, clientCsr: good.csr, hostName: 'someone-else' });
+    expect([extra.status, extra.body.error.field]).toEqual([400, 'body']);
+    expect((await consoleProc.call('POST', '/api/v1/defenders/renew', { token: admin, json: { serverCsr: good.csr, clientCsr: good.csr } })).status).toBe(403);
+    const asServer = { ca: d.response.ca, cert: d.response.serverCert, key: d.serverKey };
+    expect((await renew(asServer)).status).toBe(403);
+
+    expect((await consoleProc.call('DELETE', '/api/v1/defenders/renew-c', { token: admin })).status).toBe(204);
+    const refused = await renew(clientTls(d));
+    expect(refused.status).toBe(403);
+    expect(consoleProc.log()).toMatch(/defender certificates renewed host=renew-a/);
+  });
+});
+
 describe('audit', () => {
   const event = (seq: number, over: Partial<AuditEventWire> = {}): AuditEventWire => ({
     seq, time: `2030-01-01T00:00:0${seq}.000Z`, user: 'bruce', groups: ['devs'], host: 'audit-a', action: 'container_list', method: 'GET',
@@ -294,7 +367,7 @@ test('the defenders list shows every Defender to admins, operators and auditors'
     return row?.connected === false && row;
   });
   expect(devA).toMatchObject({ connected: false, address: '127.0.0.1', listener: { type: 'unix', path: '/run/drawbridge/docker.sock' } });
-  expect(Object.keys(devA).sort()).toEqual(['activeListener', 'address', 'auditBacklog', 'connected', 'enrolledAt', 'hostName', 'lastSeen', 'listener', 'policyVersion', 'version'].sort());
+  expect(Object.keys(devA).sort()).toEqual(['activeListener', 'address', 'auditBacklog', 'certNotAfter', 'clientCertSerial', 'connected', 'enrolledAt', 'hostName', 'lastSeen', 'listener', 'policyVersion', 'serverCertSerial', 'version'].sort());
   expect(Date.parse(devA.lastSeen)).toBeGreaterThan(Date.parse(devA.enrolledAt) - 1);
   expect((await consoleProc.call('GET', '/api/v1/defenders', { token: await userToken('list-user', 'user') })).status).toBe(403);
   expect((await consoleProc.call('GET', '/api/v1/openapi.json')).body.paths['/api/v1/defenders/enroll']).toBeDefined();
