@@ -29,7 +29,7 @@ import type { Classification } from '../../shared/docker/classify-request.js';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
-import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeDevice } from '../../shared/secrets/host-mounts.js';
+import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
 import { decideLeak, decideSharing, decideTop, hostPidDenial, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
@@ -211,8 +211,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
     refuseDuplicateKeys(text);
-    const device = volumeDevice(JSON.parse(text));
-    if (device !== null) refuseBaseMounts([device]);
+    refuseBaseMounts(volumeHostPaths(JSON.parse(text)));
     return null;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bindSource, hostMountSources, reachesSecretsBase, refuseSecretsBaseMounts, serviceMountSources, volumeDevice } from './host-mounts.js';
+import { bindSource, hostMountSources, reachesSecretsBase, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from './host-mounts.js';
 
 const BASE = '/dev/shm/drawbridge-secrets-1';
 
@@ -25,8 +25,10 @@ describe('host paths a request mounts', () => {
     expect(hostMountSources(body)).toEqual(['/h1', '/h2', '/h3']);
     expect(() => hostMountSources({ HostConfig: { Binds: ['/a:/b'], binds: ['/c:/d'] } })).toThrow(/twice/);
     expect(hostMountSources({ HostConfig: null })).toEqual([]);
-    expect(volumeDevice({ Name: 'v', driveropts: { device: '/h4' } })).toBe('/h4');
-    expect(volumeDevice({ Name: 'v' })).toBeNull();
+    expect(volumeHostPaths({ Name: 'v', driveropts: { device: '/h4' } })).toEqual(['/h4']);
+    expect(volumeHostPaths({ Name: 'v', DriverOpts: { type: 'proc', device: 'none' } })).toEqual(['none', '/proc']);
+    expect(volumeHostPaths({ Name: 'v' })).toEqual([]);
+    expect(hostMountSources({ HostConfig: { Mounts: [{ Type: 'volume', Target: '/x', VolumeOptions: { DriverConfig: { Options: { type: 'proc' } } } }] } })).toEqual(['/proc']);
   });
 
   test.each([

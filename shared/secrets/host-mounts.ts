@@ -5,7 +5,7 @@
  *   a directory inside it, or a directory above it (`/`, `/dev`, `/dev/shm`: binds are recursive, so a tmpfs
  *   mounted at the base comes along) reads every other container's secrets. Such a request is refused (403),
  *   whatever the access rules say.
- * - Host paths come from every field dockerd mounts from: `HostConfig.Binds` sources (`/src:/dst[:mode]`),
+ * - Host paths come from every field dockerd mounts from (a `type=proc` local volume counts as /proc): `HostConfig.Binds` sources (`/src:/dst[:mode]`),
  *   `HostConfig.Mounts[].Source` (bind; any type with an absolute source is checked), the `device` option of a
  *   local-driver volume defined inline (`Mounts[].VolumeOptions.DriverConfig.Options`) or by `POST /volumes/create`
  *   (`DriverOpts`; `type=none,o=bind,device=/path` is a bind mount of the host path when a container uses it).
@@ -27,10 +27,16 @@ export function bindSource(spec: string): string | null {
   return parts.length > 1 && parts[0]!.startsWith('/') ? parts[0]! : null;
 }
 
-function deviceOption(options: unknown): string | null {
-  if (!isJsonObject(options)) return null;
-  const device = options.device;
-  return typeof device === 'string' && device !== '' ? device : null;
+/**
+ * The host paths a local-driver volume's options stand for: its `device`, and /proc for `type=proc` (the local
+ * driver mounts on the host, in dockerd's namespaces: a procfs volume is the host's /proc whatever the device).
+ */
+function volumeOptionPaths(options: unknown): string[] {
+  if (!isJsonObject(options)) return [];
+  const out: string[] = [];
+  if (typeof options.device === 'string' && options.device !== '') out.push(options.device);
+  if (typeof options.type === 'string' && options.type.trim().toLowerCase() === 'proc') out.push('/proc');
+  return out;
 }
 
 /** The host paths of a `Mounts` list (HostConfig.Mounts, a service's ContainerSpec.Mounts). */
@@ -42,8 +48,7 @@ function mountListSources(mounts: unknown, where: string, out: string[]): void {
       if (typeof source === 'string' && source.startsWith('/')) out.push(source);
       const volumeOptions = fieldValue(m, 'VolumeOptions', where);
       const driverConfig = isJsonObject(volumeOptions) ? fieldValue(volumeOptions, 'DriverConfig', `${where}VolumeOptions.`) : undefined;
-      const device = isJsonObject(driverConfig) ? deviceOption(fieldValue(driverConfig, 'Options', `${where}VolumeOptions.DriverConfig.`)) : null;
-      if (device !== null) out.push(device);
+      if (isJsonObject(driverConfig)) out.push(...volumeOptionPaths(fieldValue(driverConfig, 'Options', `${where}VolumeOptions.DriverConfig.`)));
     }
   }
 }
@@ -73,9 +78,9 @@ export function serviceMountSources(serviceSpec: unknown): string[] {
 /** Host paths no container may mount besides the secrets base: procfs shows every process's env and root. */
 export const PROCESS_VIEWS = ['/proc'] as const;
 
-/** The host path a `POST /volumes/create` body binds (its `device` option); null when none. */
-export function volumeDevice(volumeBody: unknown): string | null {
-  return isJsonObject(volumeBody) ? deviceOption(fieldValue(volumeBody as JsonObject, 'DriverOpts', '')) : null;
+/** The host paths a `POST /volumes/create` body mounts (its `device` option; /proc for `type=proc`). */
+export function volumeHostPaths(volumeBody: unknown): string[] {
+  return isJsonObject(volumeBody) ? volumeOptionPaths(fieldValue(volumeBody as JsonObject, 'DriverOpts', '')) : [];
 }
 
 /** Whether host path `path` is `base`, inside it, or above it (all cleaned). */
