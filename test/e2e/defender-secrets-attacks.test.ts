@@ -23,7 +23,7 @@ import { startDefenderProcess, type DefenderProcess } from '../support/defender-
 import { docker } from '../support/docker-cli.js';
 import type {} from '../support/global-setup.js';
 import { pollUntil } from '../support/poll.js';
-import { RawTlsClient, rawRequest } from '../support/tls-client.js';
+import { chunked, RawTlsClient, rawRequest } from '../support/tls-client.js';
 
 const LABEL = 'drawbridge.test=defender-secrets-attacks';
 const tag = (): string => randomBytes(6).toString('hex');
@@ -369,6 +369,33 @@ describe('what held', () => {
       expect([400, 403, 404], `${method} ${target}: ${r.status} ${r.text}`).toContain(r.status);
       expect(r.text).not.toContain(TOKEN);
     }
+  });
+
+  test('a chunked create body is injected and checked like any other; a BOM or an empty body never reaches a create with secrets', async () => {
+    const body = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' }, HostConfig: { Binds: [`${secretsDir}:/x`] } });
+    const client = await RawTlsClient.connect(defender.port, eve.dir);
+    try {
+      await client.write(Buffer.concat([rawRequest('POST', '/containers/create', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }), chunked(body, 7)]));
+      const res = await client.readResponse();
+      expect(res.status, res.text()).toBe(403); // the smuggled bind was seen
+    } finally {
+      client.destroy();
+    }
+    const clean = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' } });
+    const c2 = await RawTlsClient.connect(defender.port, eve.dir);
+    try {
+      await c2.write(Buffer.concat([rawRequest('POST', '/containers/create', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }), chunked(clean, 5)]));
+      const res = await c2.readResponse();
+      expect(res.status, res.text()).toBe(201);
+      const env = (await inspectDirect(res.json<{ Id: string }>().Id)).Config.Env as string[];
+      expect(env).toContain(`DB_PASSWORD=${DB_PASSWORD}`);
+    } finally {
+      c2.destroy();
+    }
+    const bom = await rawOnce('POST', '/containers/create', {}, `\ufeff${clean}`);
+    expect(bom.status).toBe(400);
+    const empty = await rawOnce('POST', '/containers/create', { 'Content-Type': 'application/json', 'Content-Length': 0 });
+    expect(empty.status, empty.text).toBeGreaterThanOrEqual(400); // dockerd refuses a create without a config (this version: 500)
   });
 
   test('no secret value in the Defender\'s log, audit, state, or the Console\'s directory', async () => {
