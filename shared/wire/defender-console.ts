@@ -48,11 +48,15 @@ export const enrollRequest = z.strictObject({
 });
 export type EnrollRequest = z.input<typeof enrollRequest>;
 
-export const enrollResponse = z.strictObject({
+/** What enrolment and renewal both hand out: the host's two new certificates and the CA. */
+const issuedCertificates = z.strictObject({
   hostName,
   ca: pem('CERTIFICATE'),
   serverCert: pem('CERTIFICATE'),
   clientCert: pem('CERTIFICATE'),
+});
+
+export const enrollResponse = issuedCertificates.extend({
   /** The listener the Console wants (the one requested unless an admin set another before). */
   listener: listenerConfig,
   /**
@@ -70,12 +74,7 @@ export const renewRequest = z.strictObject({
 });
 export type RenewRequest = z.infer<typeof renewRequest>;
 
-export const renewResponse = z.strictObject({
-  hostName,
-  ca: pem('CERTIFICATE'),
-  serverCert: pem('CERTIFICATE'),
-  clientCert: pem('CERTIFICATE'),
-});
+export const renewResponse = issuedCertificates;
 export type RenewResponse = z.infer<typeof renewResponse>;
 
 const accessRuleWire = z.strictObject({
