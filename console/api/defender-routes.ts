@@ -13,13 +13,13 @@
  */
 import { z } from 'zod';
 import { defenderStatus, enrollRequest, listenerConfig, renewRequest } from '../../shared/wire/defender-console.js';
+import { getCertificate } from '../certs/certificate-register.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore, type DefenderRecord } from '../defenders/defender-store.js';
 import { enrollDefender, peerAddress } from '../defenders/enroll-defender.js';
 import { createJoinTokenBody, JoinTokenStore } from '../defenders/join-tokens.js';
 import { PolicyHub } from '../defenders/policy-hub.js';
 import { renewDefender } from '../defenders/renew-defender.js';
-import { getCertificate } from '../certs/certificate-register.js';
 import { consoleErrors } from '../errors.js';
 import { auditRoutes } from './audit-routes.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
