@@ -185,15 +185,9 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
         finished = true;
         handlers.error(err);
       };
-      // Called from inside parser.execute(): the connection is handed on only once execute() returned (onData).
-      const complete = (): void => {
-        responseDone = true;
-        if (finished) return;
-        finished = true;
-        handlers.end();
-      };
+      let extra = false; // dockerd sent bytes after its answer
       const settle = (c: PooledConnection): void => {
-        if (requestSent && keepAlive && !c.dead) release(c);
+        if (requestSent && keepAlive && !extra && !c.dead) release(c);
         else destroy(c);
       };
 
@@ -206,7 +200,8 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
         let headers: string[] = [];
         let gotHead = false;
         let sawHeadThisRead = false;
-        let deliveredBody = false;
+        // The body pieces of one read leave in one write: dockerd frames `logs` as one chunk per line.
+        let pieces: Buffer[] = [];
         const parser = c.parser;
         parser.initialize(Parser.RESPONSE, {}, 0, 0);
         // A handler that throws (writeHead refusing a header dockerd sent) fails the exchange, never the parser.
@@ -218,7 +213,7 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           }
         };
         parser[Parser.kOnMessageBegin] = (): void => {
-          if (gotHead) fail(new Error('dockerd sent more than one answer')); // bytes after the answer
+          if (gotHead) extra = true; // the answer is relayed, the connection never reused
         };
         parser[Parser.kOnHeaders] = (more: string[]): void => {
           headers.push(...more);
@@ -226,9 +221,9 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
         parser[Parser.kOnHeadersComplete] = (_maj: number, _min: number, hs: string[] | undefined, _m: unknown, _u: unknown, status: number, message: string, upgrade: boolean, shouldKeepAlive: boolean): number => {
           const all = hs === undefined ? headers : hs;
           headers = [];
-          if (finished) return 1;
+          if (finished || extra) return 0;
           if (status >= 100 && status < 200 && status !== 101) return 1; // interim: skip, the final answer follows
-          if (gotHead || upgrade) {
+          if (upgrade) {
             fail(new Error('dockerd sent an unexpected answer'));
             return 1;
           }
@@ -239,18 +234,15 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           return method === 'HEAD' ? 1 : 0;
         };
         parser[Parser.kOnBody] = (chunk: Buffer): void => {
-          if (finished) return;
-          deliveredBody = true;
-          guard(() => handlers.body(chunk));
+          if (!finished && !extra) pieces.push(chunk);
         };
         parser[Parser.kOnMessageComplete] = (): void => {
-          if (gotHead && !responseDone) guard(complete); // otherwise: the end of an interim answer
+          if (gotHead && !extra) responseDone = true; // otherwise: the end of an interim answer
         };
         c.onGone = fail;
         c.onData = (chunk: Buffer): void => {
-          if (finished && !responseDone) return;
+          if (finished) return;
           sawHeadThisRead = false;
-          deliveredBody = false;
           let r: number | Error | undefined;
           try {
             r = chunk === EOF ? parser.finish() : parser.execute(chunk);
@@ -258,9 +250,18 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
             r = err as Error;
           }
           if (chunk === EOF && !responseDone) fail(new Error('dockerd closed the connection before its answer was complete'));
-          else if (r instanceof Error) fail(new Error(`dockerd's answer could not be parsed (${(r as NodeJS.ErrnoException).code ?? r.message})`));
-          else if (!finished && sawHeadThisRead && !deliveredBody) guard(() => handlers.idle());
-          if (responseDone && !c.dead && c.onData !== null) {
+          // Garbage after a complete answer does not spoil that answer; the connection is destroyed in settle().
+          else if (r instanceof Error && !(extra && responseDone)) fail(new Error(`dockerd's answer could not be parsed (${(r as NodeJS.ErrnoException).code ?? r.message})`));
+          else if (!finished) {
+            const delivered = pieces.length > 0;
+            if (delivered) guard(() => handlers.body(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)));
+            pieces = [];
+            if (responseDone && !finished) {
+              finished = true;
+              guard(() => handlers.end());
+            } else if (!finished && sawHeadThisRead && !delivered) guard(() => handlers.idle());
+          }
+          if (responseDone && c.onData !== null) {
             c.onData = null;
             settle(c);
           }
