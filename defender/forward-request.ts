@@ -150,8 +150,11 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
       streaming = true;
     },
     body(chunk) {
-      if (!res.write(chunk) && !waitingDrain) {
-        waitingDrain = true; // one drain listener however many pieces the read that filled the buffer held
+      // Reading from dockerd stops only once the client is four buffers behind, and resumes when it caught up: while
+      // the client drains what is queued, dockerd's next bytes are already on their way (as with two piped streams).
+      res.write(chunk);
+      if (res.writableLength >= 4 * res.writableHighWaterMark && !waitingDrain) {
+        waitingDrain = true;
         up.pause();
         res.once('drain', resume);
       }
