@@ -41,8 +41,20 @@ export type Authorization =
   | { readonly ok: true; readonly identity: Identity; readonly classification: Classification; readonly decision: Decision }
   | { readonly ok: false; readonly identity: Identity | null; readonly action: string; readonly decision: Decision | null; readonly error: DrawbridgeError };
 
-const identities = new WeakMap<TLSSocket, Identity | IdentityError>();
-const serials = new WeakMap<TLSSocket, string>();
+/** What the Defender knows about one verified TLS connection. */
+interface Peer {
+  readonly identity: Identity | IdentityError;
+  readonly serial: string | undefined;
+  /**
+   * Decisions already taken for this connection's identity, by action, under `policy` (the rules in force when they
+   * were taken): the same identity, host and action under the same rules always get the same decision, and a new
+   * policy object (a reload, a new snapshot) empties the cache. Revocation is checked on every request, not cached.
+   */
+  policy: Policy | null;
+  readonly decisions: Map<string, Decision>;
+}
+
+const peers = new WeakMap<TLSSocket, Peer>();
 
 /** A certificate serial as revocation lists compare it: lowercase hex without leading zeros. */
 export function normalizeSerial(serial: string): string {
@@ -53,24 +65,41 @@ const NO_POLICY: Decision = { allowed: false, rule: null, index: null, reason: '
 
 /** Reads the identity of a freshly verified TLS connection (call on 'secureConnection'). */
 export function rememberIdentity(socket: TLSSocket): void {
+  let serial: string | undefined;
+  let identity: Identity | IdentityError;
   try {
     const cert = socket.getPeerCertificate(false);
-    if (cert.serialNumber) serials.set(socket, normalizeSerial(cert.serialNumber));
-    identities.set(socket, identityFromCertificate(new Uint8Array(cert.raw)));
+    if (cert.serialNumber) serial = normalizeSerial(cert.serialNumber);
+    identity = identityFromCertificate(new Uint8Array(cert.raw));
   } catch (err) {
-    identities.set(socket, err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read'));
+    identity = err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read');
   }
+  peers.set(socket, { identity, serial, policy: null, decisions: new Map() });
 }
 
 /** The verified identity of a connection, or null when its certificate carries none (for audit lines). */
 export function identityOf(socket: TLSSocket): Identity | null {
-  const id = identities.get(socket);
+  const id = peers.get(socket)?.identity;
   return id === undefined || id instanceof IdentityError ? null : id;
 }
 
+function decide(peer: Peer, policy: Policy, identity: Identity, host: string, action: string): Decision {
+  if (peer.policy !== policy) {
+    peer.policy = policy;
+    peer.decisions.clear();
+  }
+  let decision = peer.decisions.get(action);
+  if (decision === undefined) {
+    decision = explain(policy, identity, host, action);
+    peer.decisions.set(action, decision);
+  }
+  return decision;
+}
+
 export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Authorization {
-  const id = identities.get(req.socket as TLSSocket) ?? new IdentityError('the connection has no verified client certificate');
-  const serial = serials.get(req.socket as TLSSocket);
+  const peer = peers.get(req.socket as TLSSocket);
+  const id = peer?.identity ?? new IdentityError('the connection has no verified client certificate');
+  const serial = peer?.serial;
   if (serial !== undefined && ctx.isRevoked?.(serial)) {
     const error = defenderErrors.revoked('[Drawbridge] your certificate has been revoked; get a new one from the Console');
     let action = 'unknown'; // for the audit line only
@@ -98,7 +127,7 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Au
     const error = defenderErrors.denied('[Drawbridge] this Defender has no policy yet (cannot reach the Console)');
     return { ok: false, identity: id, action: classification.action, decision: NO_POLICY, error };
   }
-  const decision = explain(policy, id, ctx.hostName, classification.action);
+  const decision = decide(peer!, policy, id, ctx.hostName, classification.action); // peer exists: id is not an IdentityError
   if (!decision.allowed) {
     if (classification.action === 'unknown') ctx.log.warn('request to a route Drawbridge does not know was denied', { user: id.user, method: req.method, path: classification.path });
     return { ok: false, identity: id, action: classification.action, decision, error: defenderErrors.denied(denialMessage(classification.action, id.user, decision)) };

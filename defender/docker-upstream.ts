@@ -1,17 +1,21 @@
 /**
- * The connection to dockerd: a keep-alive agent for ordinary requests and raw sockets for hijacked ones.
- * `unix:///path` (the usual) or `tcp://host:port` (a daemon listening on loopback without TLS).
+ * The connection to dockerd: a pool of raw keep-alive connections for ordinary requests (upstream-exchange.ts) and
+ * fresh sockets for hijacked ones. `unix:///path` (the usual) or `tcp://host:port` (a daemon listening on loopback
+ * without TLS).
  */
-import { Agent, request, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
+import { request, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { upstreamPool, type RequestBody, type UpstreamExchange, type UpstreamHandlers } from './upstream-exchange.js';
+
+export type { RequestBody, UpstreamExchange, UpstreamHandlers } from './upstream-exchange.js';
 
 export interface DockerUpstream {
   readonly url: string;
-  /** An ordinary request over the keep-alive pool. */
-  request(method: string, path: string, headers: OutgoingHttpHeaders | readonly string[]): ClientRequest;
+  /** An ordinary request over the keep-alive pool; throws (before sending anything) on an unsafe head. */
+  exchange(method: string, path: string, rawHeaders: readonly string[], body: RequestBody, handlers: UpstreamHandlers): UpstreamExchange;
   /** A request on a fresh connection that is never pooled (for hijacks). */
   requestDedicated(method: string, path: string, headers: OutgoingHttpHeaders | readonly string[]): ClientRequest;
-  /** Closes pooled idle sockets. */
+  /** Closes pooled idle connections. */
   close(): void;
 }
 
@@ -22,13 +26,13 @@ export function dockerUpstream(url: string): DockerUpstream {
         const u = new URL(url.replace(/^tcp:/, 'http:'));
         return { host: u.hostname, port: Number(u.port) };
       })();
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
-  const connectRaw = (): Socket => ('socketPath' in target ? connect(target.socketPath) : connect(target.port, target.host));
+  const connectRaw = (): Socket => ('socketPath' in target ? connect(target.socketPath) : connect(target.port, target.host).setNoDelay(true));
+  const pool = upstreamPool(connectRaw);
   return {
     url,
-    request: (method, path, headers) => request({ ...target, agent, method, path, headers: headers as OutgoingHttpHeaders, setHost: false }),
+    exchange: (method, path, rawHeaders, body, handlers) => pool.exchange(method, path, rawHeaders, body, handlers),
     requestDedicated: (method, path, headers) =>
       request({ ...target, agent: false, createConnection: connectRaw, method, path, headers: headers as OutgoingHttpHeaders, setHost: false }),
-    close: () => agent.destroy(),
+    close: () => pool.close(),
   };
 }

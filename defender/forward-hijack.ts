@@ -90,7 +90,7 @@ export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstre
   }
   record(ctx, req, auth, { status: null }, startedAt); // forwarded: dockerd answers
 
-  const headers = endToEndHeaders(req.rawHeaders, req.headers);
+  const headers = endToEndHeaders(req.rawHeaders);
   headers.push('Connection', 'Upgrade', 'Upgrade', String(req.headers.upgrade));
   if (length > 0) headers.push('Content-Length', String(length));
   const up = upstream.requestDedicated(req.method!, req.url!, headers);
@@ -101,7 +101,7 @@ export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstre
   });
   up.on('response', (upRes) => {
     // dockerd refused to hijack (no such container, not running…): relay its answer, then close.
-    socket.write(rawHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEndHeaders(upRes.rawHeaders, upRes.headers, true), 'Connection', 'close']));
+    socket.write(rawHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEndHeaders(upRes.rawHeaders, true), 'Connection', 'close']));
     upRes.pipe(socket);
   });
   up.on('upgrade', (upRes, upSocket, upHead) => {

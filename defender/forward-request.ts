@@ -8,14 +8,23 @@
  * - The response streams back unbuffered (logs -f, events, stats, save, archive) with dockerd's own headers.
  * - Hop-by-hop headers are never forwarded in either direction.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
-import type { DockerUpstream } from './docker-upstream.js';
+import type { DockerUpstream, UpstreamExchange, UpstreamHandlers } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
 import { checkFraming, checkJsonBody, readBody, type Framing } from './request-body.js';
-import type { SecretsStep } from './secrets/secrets-guard.js';
+import type { AnswerTransform, SecretsStep } from './secrets/secrets-guard.js';
+
+interface HeldAnswer {
+  readonly transform: AnswerTransform;
+  readonly status: number;
+  readonly statusMessage: string;
+  readonly headers: string[];
+  readonly chunks: Buffer[];
+  size: number;
+}
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -24,13 +33,21 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  * Raw headers without hop-by-hop ones (and without those the Connection header names). Content-Length is
  * dropped from requests (the Defender sets it from what it read) and kept on responses.
  */
-export function endToEndHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders, keepLength = false): string[] {
-  const named = new Set(String(headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+export function endToEndHeaders(rawHeaders: readonly string[], keepLength = false): string[] {
+  // The names every Connection header lists (all of them, as a joined `headers.connection` would give), read from
+  // the raw list: materialising IncomingMessage.headers costs more than this whole function.
+  let named: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') {
+      named ??= new Set();
+      for (const n of rawHeaders[i + 1]!.toLowerCase().split(',')) if (n.trim()) named.add(n.trim());
+    }
+  }
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower) || (lower === 'content-length' && !keepLength)) continue;
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || (lower === 'content-length' && !keepLength)) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
   return out;
@@ -100,7 +117,8 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
     return;
   }
   const route = auth.classification.route;
-  const streamBody = route?.body === 'stream';
+  // A stream route without a body is sent like any bodyless request (with an explicit length).
+  const streamBody = route?.body === 'stream' && framing.kind !== 'none';
   let body: Buffer | null = null;
   if (!streamBody) {
     try {
@@ -125,57 +143,137 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   if (step?.body) body = step.body;
   record(ctx, req, auth, { status: null, ...(step?.audit ? { secrets: step.audit } : {}) }, startedAt); // forwarded: dockerd answers
 
-  const headers = endToEndHeaders(req.rawHeaders, req.headers);
+  const headers = endToEndHeaders(req.rawHeaders);
   if (body !== null) {
-    // Always state the length: Node would otherwise send an empty chunked body on POST/PUT, which dockerd reads as
-    // "a body" (container start refuses one).
+    // Always state the length: dockerd reads an empty chunked body on POST/PUT as "a body" (container start
+    // refuses one).
     if (body.length > 0 || !BODYLESS_METHODS.has(req.method!)) headers.push('Content-Length', String(body.length));
   } else if (framing.kind === 'chunked') headers.push('Transfer-Encoding', 'chunked');
   else if (framing.kind === 'length') headers.push('Content-Length', String(framing.length));
 
-  const up = upstream.request(req.method!, step?.url ?? req.url!, headers); // a container reference pinned to its id
+  // dockerd's answer: the one place its head and body are handled.
   let done = false;
-  const abort = (): void => {
-    if (!done) up.destroy();
+  let streaming = false;
+  const stopStreaming = (): void => {
+    if (streaming) ctx.metrics.activeStreams--;
+    streaming = false;
   };
-  res.on('close', abort);
-  up.on('error', (err) => {
-    if (done) return;
+  let waitingDrain = false;
+  const resume = (): void => {
+    waitingDrain = false;
+    up.resume();
+  };
+  let headed = false;
+  // An answer the secrets step must check (a container inspect to redact) is collected whole, then rewritten.
+  let held: HeldAnswer | null = null;
+  const refuseHeld = (error: DrawbridgeError): void => {
+    held = null;
     done = true;
-    step?.settled?.(null);
-    if (res.headersSent) res.destroy();
-    else {
-      ctx.log.error('cannot reach the Docker daemon', { docker: upstream.url, error: (err as NodeJS.ErrnoException).code ?? err.message });
-      sendDockerError(res, defenderErrors.docker_unreachable(`[Drawbridge] the Docker daemon behind this Defender is not reachable (${(err as NodeJS.ErrnoException).code ?? 'error'}); ask the host's administrator`), true);
-    }
-  });
-  up.on('response', (upRes) => {
-    step?.settled?.(upRes.statusCode ?? null);
-    if (step?.respond?.(upRes, res, endToEndHeaders(upRes.rawHeaders, upRes.headers, true))) {
-      upRes.once('end', () => (done = true));
-      return;
-    }
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEndHeaders(upRes.rawHeaders, upRes.headers, true));
-    ctx.metrics.activeStreams++;
-    let bodyStarted = false;
-    upRes.once('data', () => {
-      bodyStarted = true;
-    });
-    upRes.pipe(res);
-    // The head leaves with the first body bytes: one TLS record and one write for most answers. This tick runs
-    // after the pipe has passed on what dockerd sent along with its head; if that was nothing and more is to come
-    // (events, logs -f, a slow wait), the head is flushed alone, so a streaming client gets it right away.
-    process.nextTick(() => {
-      if (!bodyStarted && !upRes.complete && !res.writableEnded && !res.destroyed) res.flushHeaders();
-    });
-    upRes.on('end', () => {
+    up.abort();
+    sendDockerError(res, error);
+  };
+  const handlers: UpstreamHandlers = {
+    head(status, statusMessage, rawHeaders) {
+      headed = true;
+      step?.settled?.(status);
+      const headers = endToEndHeaders(rawHeaders, true);
+      if (step?.answer?.takes(status, headers)) {
+        held = { transform: step.answer, status, statusMessage, headers, chunks: [], size: 0 };
+        return;
+      }
+      res.writeHead(status, statusMessage, headers);
+      ctx.metrics.activeStreams++;
+      streaming = true;
+    },
+    body(chunk) {
+      if (held) {
+        held.size += chunk.length;
+        if (held.size > held.transform.maxBytes) refuseHeld(held.transform.refusal('it is too large'));
+        else held.chunks.push(Buffer.from(chunk)); // the chunk may be a view of a buffer the parser reuses
+        return;
+      }
+      // Reading from dockerd stops only once the client is four buffers behind, and resumes when it caught up: while
+      // the client drains what is queued, dockerd's next bytes are already on their way (as with two piped streams).
+      res.write(chunk);
+      if (res.writableLength >= 4 * res.writableHighWaterMark && !waitingDrain) {
+        waitingDrain = true;
+        up.pause();
+        res.once('drain', resume);
+      }
+    },
+    // The head leaves with the first body bytes (one TLS record for most answers); when dockerd sent its head alone
+    // and more is to come (events, logs -f, a slow wait), it is flushed at once so a streaming client gets it.
+    idle() {
+      if (!res.writableEnded && !res.destroyed) res.flushHeaders();
+    },
+    end() {
       done = true;
-    });
-    upRes.on('close', () => {
-      ctx.metrics.activeStreams--;
-      if (!upRes.complete) res.destroy();
-    });
+      stopStreaming();
+      if (held) {
+        const { transform, status, statusMessage, headers, chunks, size } = held;
+        held = null;
+        const out = transform.finish(Buffer.concat(chunks, size), headers);
+        if ('error' in out) sendDockerError(res, out.error);
+        else {
+          res.writeHead(status, statusMessage, out.headers);
+          res.end(out.body);
+        }
+        return;
+      }
+      res.end();
+    },
+    error(err) {
+      done = true;
+      stopStreaming();
+      held = null;
+      if (!headed) step?.settled?.(null);
+      if (res.headersSent) res.destroy();
+      else {
+        const code = (err as NodeJS.ErrnoException).code;
+        ctx.log.error('cannot reach the Docker daemon', { docker: upstream.url, error: code ?? err.message });
+        sendDockerError(res, defenderErrors.docker_unreachable(`[Drawbridge] the Docker daemon behind this Defender is not reachable (${code ?? 'error'}); ask the host's administrator`), true);
+      }
+    },
+  };
+  let up: UpstreamExchange;
+  try {
+    // The target may be the secrets step's: a container reference pinned to the id its decision looked up.
+    up = upstream.exchange(req.method!, step?.url ?? req.url!, headers, body !== null ? { kind: 'buffer', body } : framing.kind === 'chunked' ? { kind: 'chunked' } : { kind: 'length' }, handlers);
+  } catch (err) {
+    // Unreachable with Node's strict request parser; kept so that a head which could split is never sent.
+    ctx.log.error('refused to forward an unsafe request head', { error: (err as Error).message });
+    sendDockerError(res, defenderErrors.bad_request('[Drawbridge] the request head cannot be forwarded safely'), true);
+    return;
+  }
+  res.on('close', () => {
+    if (!done) {
+      done = true;
+      stopStreaming();
+      up.abort();
+    }
   });
-  if (body !== null) up.end(body);
-  else req.pipe(up);
+  if (body === null) streamRequestBody(req, up);
+}
+
+/** A stream body (build context, image load, archive upload) goes upstream as it arrives, with backpressure. */
+function streamRequestBody(req: IncomingMessage, up: UpstreamExchange): void {
+  let waitingDrain = false;
+  const resume = (): void => {
+    waitingDrain = false;
+    req.resume();
+  };
+  req.on('data', (chunk: Buffer) => {
+    if (!up.write(chunk) && !waitingDrain) {
+      waitingDrain = true;
+      req.pause();
+      up.onDrain(resume);
+    }
+  });
+  req.on('end', () => {
+    if (req.complete) up.finish();
+    else up.abort(); // cut short: what dockerd got so far is never completed
+  });
+  req.on('close', () => {
+    if (!req.complete) up.abort();
+  });
 }

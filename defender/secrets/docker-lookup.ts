@@ -3,9 +3,8 @@
  * and state, and the containers that carry secret markers. Answers are bounded; a lookup that fails throws, and
  * callers fail closed.
  */
-import type { IncomingMessage } from 'node:http';
 import { SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
-import type { DockerUpstream } from '../docker-upstream.js';
+import type { DockerUpstream, UpstreamExchange } from '../docker-upstream.js';
 
 const MAX_ANSWER = 8 * 1024 * 1024;
 const TIMEOUT_MS = 15_000;
@@ -19,36 +18,45 @@ export interface ContainerFacts {
   readonly mountSources: readonly string[];
 }
 
-/** GET `path` from dockerd → status and parsed JSON (null body for non-JSON). */
+/** GET `path` from dockerd (over the keep-alive pool) → status and parsed JSON (null body for non-JSON). */
 export function upstreamJson(upstream: DockerUpstream, path: string): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = upstream.request('GET', path, ['Host', 'docker']);
-    const timer = setTimeout(() => req.destroy(new Error(`dockerd did not answer ${path.split('?')[0]} in time`)), TIMEOUT_MS);
-    req.on('error', (err) => {
+    let status = 0;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    let exchange: UpstreamExchange | undefined;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      exchange?.abort();
       reject(err);
-    });
-    req.on('response', (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_ANSWER) req.destroy(new Error('the answer from dockerd is too large'));
-        else chunks.push(c);
-      });
-      res.on('end', () => {
+    };
+    exchange = upstream.exchange('GET', path, ['Host', 'docker'], { kind: 'buffer', body: null }, {
+      head: (s) => (status = s),
+      body: (chunk) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER) fail(new Error('the answer from dockerd is too large'));
+        else chunks.push(Buffer.from(chunk)); // the chunk may be a view of a buffer the parser reuses
+      },
+      idle: () => undefined,
+      end: () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         let body: unknown = null;
         try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          body = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
         } catch {
           /* not JSON */
         }
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-      res.on('error', reject);
+        resolve({ status, body });
+      },
+      error: (err) => fail(err),
     });
-    req.end();
+    if (!settled) timer = setTimeout(() => fail(new Error(`dockerd did not answer ${path.split('?')[0]} in time`)), TIMEOUT_MS);
   });
 }
 

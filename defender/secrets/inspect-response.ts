@@ -7,52 +7,39 @@
  *   Docker's JSON error (502) instead.
  * - An unmarked container's answer goes out byte for byte as dockerd sent it.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { redactInspect } from '../../shared/secrets/redact-inspect.js';
 import { defenderErrors } from '../errors.js';
-import { sendDockerError } from '../forward-request.js';
+import type { AnswerTransform } from './secrets-guard.js';
 
 const MAX_INSPECT = 16 * 1024 * 1024;
 
-/** Takes over the response when it must be checked (returns true); false → stream it as usual. */
-export function respondRedacted(upRes: IncomingMessage, res: ServerResponse, headers: readonly string[]): boolean {
-  if (upRes.statusCode !== 200) return false;
-  const refuse = (why: string): void => {
-    upRes.destroy();
-    sendDockerError(res, defenderErrors.docker_unreachable(`[Drawbridge] the inspect answer could not be checked for secrets (${why}); it was not passed on`));
-  };
-  if (upRes.headers['content-encoding'] !== undefined && upRes.headers['content-encoding'] !== 'identity') {
-    refuse('it is compressed');
-    return true;
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let over = false;
-  upRes.on('data', (c: Buffer) => {
-    if (over) return;
-    size += c.length;
-    if (size > MAX_INSPECT) {
-      over = true;
-      refuse('it is too large');
-    } else chunks.push(c);
-  });
-  upRes.on('end', () => {
-    if (over) return;
-    const raw = Buffer.concat(chunks, size);
+function headerValue(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) return headers[i + 1];
+  return undefined;
+}
+
+const refusal = (why: string): DrawbridgeError =>
+  defenderErrors.docker_unreachable(`[Drawbridge] the inspect answer could not be checked for secrets (${why}); it was not passed on`);
+
+/** A container inspect answer, redacted: 200 answers are held whole and checked; others stream through. */
+export const redactedInspectAnswer: AnswerTransform = {
+  maxBytes: MAX_INSPECT,
+  takes: (status) => status === 200,
+  refusal,
+  finish(raw, headers) {
+    const encoding = headerValue(headers, 'content-encoding');
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return { error: refusal('it is compressed') };
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString('utf8'));
     } catch {
-      refuse('it is not JSON');
-      return;
+      return { error: refusal('it is not JSON') };
     }
     const redacted = redactInspect(parsed);
-    const out = redacted === parsed ? raw : Buffer.from(`${JSON.stringify(redacted)}\n`, 'utf8');
+    const body = redacted === parsed ? raw : Buffer.from(`${JSON.stringify(redacted)}\n`, 'utf8');
     const kept: string[] = [];
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() !== 'content-length') kept.push(headers[i]!, headers[i + 1]!);
-    res.writeHead(200, upRes.statusMessage, [...kept, 'Content-Length', String(out.length)]);
-    res.end(out);
-  });
-  upRes.on('error', () => res.destroy());
-  return true;
-}
+    return { headers: [...kept, 'Content-Length', String(body.length)], body };
+  },
+};

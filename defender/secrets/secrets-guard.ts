@@ -40,7 +40,7 @@ import type { DockerUpstream } from '../docker-upstream.js';
 import type { Logger } from '../log.js';
 import type { ContainerSecretDirs } from './container-secret-dirs.js';
 import { lookupContainer, type ContainerFacts } from './docker-lookup.js';
-import { respondRedacted } from './inspect-response.js';
+import { redactedInspectAnswer } from './inspect-response.js';
 import type { SecretsInForce } from './secrets-in-force.js';
 
 export type AuditSecrets = NonNullable<AuditEventWire['secrets']>;
@@ -52,10 +52,23 @@ export interface SecretsStep {
   /** The request target to forward instead of the one received (a container reference pinned to its id). */
   readonly url?: string;
   readonly audit?: AuditSecrets;
-  /** Takes over dockerd's answer (true) or leaves it to be streamed (false). */
-  readonly respond?: (upRes: IncomingMessage, res: ServerResponse, headers: readonly string[]) => boolean;
+  /** dockerd's answer, checked and rewritten before the client sees it (a container inspect to redact). */
+  readonly answer?: AnswerTransform;
   /** dockerd answered with `status` (null: no answer). Called once. */
   readonly settled?: (status: number | null) => void;
+}
+
+/**
+ * An answer that must be checked before it is passed on: held whole (up to `maxBytes`, else `refusal`), then
+ * `finish` gives what to send, or the error to send instead (fail closed: an answer that cannot be checked is not
+ * passed on).
+ */
+export interface AnswerTransform {
+  readonly maxBytes: number;
+  /** At the answer's head: whether this answer is held (false: it streams through as dockerd sends it). */
+  takes(status: number, headers: readonly string[]): boolean;
+  finish(body: Buffer, headers: readonly string[]): { readonly headers: string[]; readonly body: Buffer } | { readonly error: DrawbridgeError };
+  refusal(why: string): DrawbridgeError;
 }
 
 export interface SecretsGuard {
@@ -223,7 +236,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
       case 'container_restart':
         return start(c, url);
       case 'container_inspect':
-        return { respond: respondRedacted };
+        return { answer: redactedInspectAnswer };
       case 'volume_create':
         return volumeCreate(body);
       case 'container_top':
