@@ -1,14 +1,15 @@
 // The policy stream client against a real HTTPS server in this process (mTLS, NDJSON), scripted per connection.
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, newSerialNumber, toPem, type LeafProfile } from '../shared/identity/certificate-profiles.js';
 import type { DefenderStatus, PolicySnapshot } from '../shared/wire/defender-console.js';
 import { Backoff } from './backoff.js';
-import { consoleLink } from './console-link.js';
+import { consoleLink, type ConsoleLink } from './console-link.js';
 import type { Logger } from './log.js';
 import { startPolicySync, type PolicySync } from './policy-sync.js';
 
@@ -18,6 +19,7 @@ type Pem = { cert: string; key: string };
 let ca: Pem;
 let server: Pem;
 let client: Pem;
+let renewedClient: Pem;
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
@@ -36,6 +38,7 @@ beforeAll(async () => {
   };
   server = await leaf({ kind: 'server', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
   client = await leaf({ kind: 'defender-client', hostName: 'dev-a' });
+  renewedClient = await leaf({ kind: 'defender-client', hostName: 'dev-a' });
 });
 
 const snapshot = (version: number): PolicySnapshot => ({ version, issuedAt: new Date().toISOString(), rules: [], revokedSerials: [], listener: { type: 'tcp', address: '127.0.0.1:9998' }, secrets: { rules: [], values: [] } });
@@ -45,6 +48,8 @@ interface FakeConsole {
   readonly url: string;
   readonly sinces: number[];
   readonly heartbeats: DefenderStatus[];
+  /** The client certificate serial of each policy stream, in order. */
+  readonly streamSerials: string[];
   readonly server: Server;
 }
 
@@ -52,6 +57,7 @@ interface FakeConsole {
 async function fakeConsole(scripts: ((write: (s: string) => void) => void)[]): Promise<FakeConsole> {
   const sinces: number[] = [];
   const heartbeats: DefenderStatus[] = [];
+  const streamSerials: string[] = [];
   const srv = createServer({ cert: server.cert, key: server.key, ca: ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
     const url = new URL(req.url!, 'https://x');
     if (req.method === 'POST' && url.pathname === '/api/v1/defenders/heartbeat') {
@@ -64,6 +70,7 @@ async function fakeConsole(scripts: ((write: (s: string) => void) => void)[]): P
     }
     if (req.method === 'GET' && url.pathname === '/api/v1/defenders/policy') {
       sinces.push(Number(url.searchParams.get('since')));
+      streamSerials.push((req.socket as TLSSocket).getPeerCertificate().serialNumber.toLowerCase());
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       res.flushHeaders();
       scripts[Math.min(sinces.length - 1, scripts.length - 1)]!((s) => res.write(s));
@@ -76,7 +83,7 @@ async function fakeConsole(scripts: ((write: (s: string) => void) => void)[]): P
     srv.closeAllConnections();
     srv.close(() => resolve());
   }));
-  return { url: `https://127.0.0.1:${(srv.address() as AddressInfo).port}`, sinces, heartbeats, server: srv };
+  return { url: `https://127.0.0.1:${(srv.address() as AddressInfo).port}`, sinces, heartbeats, streamSerials, server: srv };
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -84,13 +91,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function run(consoleUrl: string, idleTimeoutMs = 5000): { sync: PolicySync; applied: number[]; logs: string[] } {
+function run(consoleUrl: string, idleTimeoutMs = 5000): { sync: PolicySync; link: ConsoleLink; applied: number[]; logs: string[] } {
   const applied: number[] = [];
   const logs: string[] = [];
   const log: Logger = { info: (m) => logs.push(`INFO ${m}`), warn: (m) => logs.push(`WARN ${m}`), error: (m) => logs.push(`ERROR ${m}`) };
   let version = 0;
+  const link = consoleLink(consoleUrl, { ca: ca.cert, cert: client.cert, key: client.key });
   const sync = startPolicySync({
-    link: consoleLink(consoleUrl, { ca: ca.cert, cert: client.cert, key: client.key }),
+    link,
     log,
     version: () => version,
     apply: async (s) => {
@@ -103,10 +111,22 @@ function run(consoleUrl: string, idleTimeoutMs = 5000): { sync: PolicySync; appl
     backoff: new Backoff({ initialMs: 20, maxMs: 100 }),
   });
   cleanups.push(() => sync.stop());
-  return { sync, applied, logs };
+  return { sync, link, applied, logs };
 }
 
 describe('policy sync', () => {
+  it('reconnect() replaces the stream at once with the client certificate now set, from the version it has, without reporting a loss', async () => {
+    const c = await fakeConsole([(write) => write(line({ type: 'snapshot', snapshot: snapshot(2) })), (write) => write(line({ type: 'heartbeat', version: 2 }))]);
+    const r = run(c.url);
+    await expect.poll(() => r.applied).toEqual([2]);
+    r.link.setClientCertificate(renewedClient.cert, renewedClient.key);
+    r.sync.reconnect();
+    await expect.poll(() => c.sinces).toEqual([0, 2]);
+    const serial = (pem: string): string => new X509Certificate(pem).serialNumber.toLowerCase();
+    expect(c.streamSerials).toEqual([serial(client.cert), serial(renewedClient.cert)]);
+    expect(r.logs.filter((l) => l.startsWith('WARN'))).toEqual([]);
+  });
+
   it('applies snapshots in order and reports the applied version in a heartbeat', async () => {
     const c = await fakeConsole([(write) => {
       write(line({ type: 'snapshot', snapshot: snapshot(3) }));
