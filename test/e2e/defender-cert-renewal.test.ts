@@ -7,9 +7,10 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { makeCsr } from '../support/csr.js';
 import { docker } from '../support/docker-cli.js';
@@ -39,16 +40,19 @@ const norm = (serial: string): string => serial.toLowerCase().replace(/^0+/, '')
 const serialOfPem = (pem: string): string => norm(new X509Certificate(pem).serialNumber);
 const stateFile = (f: string): Promise<string> => readFile(join(defender.stateDir, f), 'utf8');
 
-/** The server certificate a new connection to the Defender gets. */
+/**
+ * The server certificate a new connection to the Defender gets. A whole request on it, so the handshake completes
+ * on the Defender's side too (a client that drops the socket mid-handshake leaves the Defender waiting for its
+ * handshake timeout).
+ */
 async function serverSerial(): Promise<string> {
   const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(join(userDir, f))));
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: defender.port, ca, cert, key }, () => {
-      const serial = norm(socket.getPeerCertificate().serialNumber);
-      socket.destroy();
-      resolve(serial);
+    const req = httpsRequest({ host: '127.0.0.1', port: defender.port, path: '/_ping', ca, cert, key, agent: false }, (res) => {
+      const serial = norm((res.socket as TLSSocket).getPeerCertificate().serialNumber);
+      res.resume().on('end', () => resolve(serial));
     });
-    socket.once('error', reject);
+    req.on('error', reject).end();
   });
 }
 
