@@ -105,6 +105,12 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
     } as Parameters<typeof createServer>[0],
   );
   const sockets = new Set<Socket>();
+  // Every TCP connection, from accept: one still in its TLS handshake (or stalled in it) must not hold a shutdown
+  // past the grace period either.
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   let closing = false;
   server.on('secureConnection', (socket: TLSSocket) => {
     rememberIdentity(socket);

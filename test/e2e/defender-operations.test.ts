@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -340,7 +340,7 @@ rules:
 });
 
 describe('graceful shutdown', () => {
-  it('on SIGTERM refuses new connections, keeps an open logs -f stream flowing for the grace period, then exits 0', async () => {
+  it('on SIGTERM refuses new connections, keeps an open logs -f stream flowing for the grace period, then exits 0 (a connection stalled before its TLS handshake does not hold it)', async () => {
     const name = `dbo-tick-${randomBytes(4).toString('hex')}`;
     const created = await daemonRequest(inject('dockerHost'), 'POST', `/containers/create?name=${name}`, {
       Image: inject('testImage'),
@@ -370,6 +370,12 @@ describe('graceful shutdown', () => {
     };
     await readTicks(() => ticks().length > 0);
 
+    // A client that connects and never sends its ClientHello: Node would wait 120 s for the handshake.
+    const stalled = tcpConnect(dp.port, '127.0.0.1');
+    const stalledClosed = new Promise<void>((resolve) => stalled.once('close', () => resolve()).once('error', () => undefined));
+    await new Promise<void>((resolve, reject) => stalled.once('connect', resolve).once('error', reject));
+    cleanup.push(async () => void stalled.destroy());
+
     const exited = new Promise<number | null>((resolve) => dp.child.once('exit', (code) => resolve(code)));
     dp.child.kill('SIGTERM');
     await pollUntil('new connections to be refused', async () => {
@@ -387,6 +393,7 @@ describe('graceful shutdown', () => {
     // When the grace period is over the stream is cut (no last chunk) and the process exits cleanly.
     await expect(readTicks(() => false)).rejects.toThrow(/the connection (was closed|failed)/);
     expect(await exited).toBe(0);
+    await stalledClosed;
     await pollUntil('the shutdown to be logged', () => /INFO drawbridge-defender: shutting down signal=SIGTERM/.test(dp.log()));
   });
 });
