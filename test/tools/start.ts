@@ -120,6 +120,18 @@ async function main(): Promise<void> {
       await must(`creating ${user}`, api.call('POST', '/api/v1/users', { token: admin, json: { name: user, password: passwords[user], role: 'user', groups } }));
     }
     await must('importing the example rules', api.call('PUT', '/api/v1/rules/import', { token: admin, text: RULES }));
+    // A secret kept by the Console itself, injected into containers labelled demo.secrets=yes on this host.
+    const demoPassword = `demo-${randomBytes(9).toString('base64url')}`;
+    await must('creating the built-in secret store', api.call('POST', '/api/v1/secret-stores', { token: admin, json: { name: 'console', kind: 'builtin', config: {} } }));
+    await must('setting a demo secret', api.call('PUT', '/api/v1/secret-stores/console/values', { token: admin, json: { path: 'demo/db', value: demoPassword } }));
+    await must('creating the demo secret rules', api.call('POST', '/api/v1/secret-rules', {
+      token: admin,
+      json: { name: 'demo-db-env', mode: 'env', secrets: [{ name: 'DB_PASSWORD', store: 'console', path: 'demo/db' }], scope: { labels: ['demo.secrets=yes'] } },
+    }));
+    await must('creating the demo secret rules', api.call('POST', '/api/v1/secret-rules', {
+      token: admin,
+      json: { name: 'demo-db-file', mode: 'file', fileAccess: 'all', secrets: [{ name: 'db_password', store: 'console', path: 'demo/db' }], scope: { labels: ['demo.secrets=yes'] } },
+    }));
     const join_ = await must<{ token: string }>('creating a join token', api.call('POST', '/api/v1/defenders/join-tokens', { token: admin, json: { ttlSeconds: 600 } }));
 
     console.log('Starting a Defender and enrolling it with the Console…');
@@ -162,6 +174,13 @@ In another terminal:
   docker ps
   docker exec demo id          # → denied by rule 'devs-no-exec'
   docker volume ls             # → denied by the default deny-all rule
+
+Secrets from the Console's built-in store go into containers a secret rule selects (here: label demo.secrets=yes):
+  ${env('alice')}
+  docker run --rm --label demo.secrets=yes ${IMAGE} sh -c 'echo "env: $DB_PASSWORD  file: $(cat /run/secrets/db_password)"'
+  docker run -d --name demo-secret --label demo.secrets=yes ${IMAGE} sleep 600
+  docker inspect -f '{{.Config.Env}}' demo-secret    # → DB_PASSWORD=**redacted**
+  docker cp demo-secret:/run/secrets/db_password -   # → denied: the container carries secrets
 
 Change a rule in the Console and the Defender enforces it within a second:
   TOKEN=$(curl -s --cacert ${join(dir, 'console-ca.pem')} ${consoleUrl}/api/v1/auth/login -H 'content-type: application/json' \\
