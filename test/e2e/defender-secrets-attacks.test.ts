@@ -20,7 +20,7 @@ import { startConsoleProcess, type ConsoleProcess } from '../support/console-pro
 import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
 import { daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
-import { docker } from '../support/docker-cli.js';
+import { adminApi, dockerAs } from '../support/e2e-drivers.js';
 import type {} from '../support/global-setup.js';
 import { pollUntil } from '../support/poll.js';
 import { chunked, RawTlsClient, rawRequest } from '../support/tls-client.js';
@@ -39,24 +39,11 @@ let eve: { dir: string };
 let image: string;
 const dockerHost = (): string => inject('dockerHost');
 
-const api = async <T = any>(method: string, path: string, json?: unknown) =>
-  consoleProc.call<T>(method, path, { token: await consoleProc.adminToken(), ...(json === undefined ? {} : { json }) });
-
-async function apiOk<T = any>(method: string, path: string, json: unknown, status = 200): Promise<T> {
-  const r = await api<T>(method, path, json);
-  expect(r.status, `${method} ${path}: ${r.text}`).toBe(status);
-  return r.body;
-}
+const { api, apiOk } = adminApi(() => consoleProc);
 
 const env = (): NodeJS.ProcessEnv => dockerEnvFor(defender.host, eve.dir, join(work, 'docker-config'));
-const run = (args: string[]) => docker(args, { env: env(), timeoutMs: 60_000 });
+const { run, runOk } = dockerAs(env);
 const labels = (app: string): string[] => ['--label', LABEL, '--label', `app=${app}`];
-
-async function runOk(args: string[]): Promise<string> {
-  const r = await run(args);
-  expect(r.code, `docker ${args.join(' ')}\n${r.stderr}`).toBe(0);
-  return r.stdout;
-}
 
 async function startContainer(app: string, extra: string[] = [], cmd = ['sleep', '600']): Promise<string> {
   const name = `dbatk-${app}-${tag()}`;

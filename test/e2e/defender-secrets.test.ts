@@ -16,7 +16,7 @@ import { startConsoleProcess, type ConsoleProcess } from '../support/console-pro
 import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
 import { daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
-import { docker } from '../support/docker-cli.js';
+import { adminApi, dockerAs } from '../support/e2e-drivers.js';
 import type {} from '../support/global-setup.js';
 import { pollUntil } from '../support/poll.js';
 import { RawTlsClient, rawRequest } from '../support/tls-client.js';
@@ -40,24 +40,11 @@ let image: string;
 /** Logs of processes that were restarted (their successors' logs start empty). */
 const pastLogs: [string, string][] = [];
 
-const api = async <T = any>(method: string, path: string, json?: unknown) =>
-  consoleProc.call<T>(method, path, { token: await consoleProc.adminToken(), ...(json === undefined ? {} : { json }) });
-
-async function apiOk<T = any>(method: string, path: string, json: unknown, status = 200): Promise<T> {
-  const r = await api<T>(method, path, json);
-  expect(r.status, `${method} ${path}: ${r.text}`).toBe(status);
-  return r.body;
-}
+const { api, apiOk } = adminApi(() => consoleProc);
 
 const env = (): NodeJS.ProcessEnv => dockerEnvFor(defender.host, bruce.dir, join(work, 'docker-config'));
-const run = (args: string[]) => docker(args, { env: env(), timeoutMs: 60_000 });
+const { run, runOk } = dockerAs(env);
 const labels = (app: string): string[] => ['--label', LABEL, '--label', `app=${app}`];
-
-async function runOk(args: string[]): Promise<string> {
-  const r = await run(args);
-  expect(r.code, `docker ${args.join(' ')}\n${r.stderr}`).toBe(0);
-  return r.stdout;
-}
 
 /** A long-running container created through the Defender. */
 async function startContainer(app: string, extra: string[] = []): Promise<string> {
