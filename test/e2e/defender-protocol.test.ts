@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { containerNames, daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
+import { rawClients } from '../support/e2e-drivers.js';
 import type {} from '../support/global-setup.js'; // the ProvidedContext keys
 import { pollUntil } from '../support/poll.js';
 import { chunked, rawRequest, RawTlsClient, type RawResponse } from '../support/tls-client.js';
@@ -35,7 +36,8 @@ rules:
 
 let dp: DefenderProcess;
 const certs: Record<string, string> = {};
-const clients: RawTlsClient[] = [];
+const clients = rawClients(() => dp.port, certs);
+const open = clients.open;
 const dockerHost = (): string => inject('dockerHost');
 const unique = (what: string): string => `dbp-${what}-${randomBytes(4).toString('hex')}`;
 
@@ -47,16 +49,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.destroy();
+  clients.destroyAll();
   await removeLabelled(dockerHost(), LABEL);
   if (dp) expect(await dp.stop()).toBe(0);
 });
-
-async function open(user: string): Promise<RawTlsClient> {
-  const client = await RawTlsClient.connect(dp.port, certs[user]!);
-  clients.push(client);
-  return client;
-}
 
 async function auditCount(): Promise<number> {
   return (await dp.audit()).length;

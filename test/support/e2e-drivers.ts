@@ -1,10 +1,12 @@
 /**
- * Small drivers the end-to-end tests share: the Console API as its admin, and the docker CLI as one user.
+ * Small drivers the end-to-end tests share: the Console API as its admin, the docker CLI as one user, and raw
+ * mTLS connections to a Defender.
  * Both fail the test with the whole answer when a call that must work does not.
  */
 import { expect } from 'vitest';
 import type { ApiResponse, ConsoleProcess } from './console-process.js';
 import { docker, type DockerResult } from './docker-cli.js';
+import { RawTlsClient } from './tls-client.js';
 
 export interface AdminApi {
   api<T = any>(method: string, path: string, json?: unknown): Promise<ApiResponse<T>>;
@@ -43,6 +45,28 @@ export function dockerAs(env: () => NodeJS.ProcessEnv): DockerAs {
       const r = await run(args);
       expect(r.code, `docker ${args.join(' ')}\n${r.stderr}`).toBe(0);
       return r.stdout;
+    },
+  };
+}
+
+export interface RawClients {
+  /** A new raw mTLS connection to the Defender as `user` (a key of the cert dirs). */
+  open(user: string): Promise<RawTlsClient>;
+  /** Closes every connection opened (afterAll). */
+  destroyAll(): void;
+}
+
+/** Raw mTLS connections to a Defender, remembered so a test file can close them all at the end. */
+export function rawClients(port: () => number, certDirs: Readonly<Record<string, string>>): RawClients {
+  const clients: RawTlsClient[] = [];
+  return {
+    async open(user) {
+      const client = await RawTlsClient.connect(port(), certDirs[user]!);
+      clients.push(client);
+      return client;
+    },
+    destroyAll() {
+      for (const c of clients.splice(0)) c.destroy();
     },
   };
 }
