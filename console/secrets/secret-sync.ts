@@ -60,7 +60,7 @@ export class SecretSync {
   constructor(private readonly deps: SecretSyncDeps) {}
 
   /** Fetches and records these secrets; no version bump (the caller's change bumps it). */
-  async fetch(refs: readonly Pick<SecretRef, 'store' | 'path' | 'key'>[]): Promise<SyncReport & { changedAny: boolean }> {
+  async fetch(refs: readonly Pick<SecretRef, 'store' | 'path' | 'key'>[]): Promise<SyncReport> {
     const started = performance.now();
     const list = uniqueRefs(refs);
     const providers = new Map<string, SecretProvider | StoreError>();
@@ -100,7 +100,7 @@ export class SecretSync {
     }
     // One transaction for the whole outcome: one commit (and fsync) per sync, not per secret.
     const changed = this.deps.values.record(fetched, failed);
-    return { secrets: list.length, changed, failed, durationMs: performance.now() - started, changedAny: changed > 0 };
+    return { secrets: list.length, changed, failed, durationMs: performance.now() - started };
   }
 
   /** Fetches every secret the rules name; bumps the policy version when a value changed. */
@@ -119,10 +119,9 @@ export class SecretSync {
   /** Fetches the wanted secrets `which` selects (e.g. one built-in value just set); bumps when a value changed. */
   async syncSome(which: (ref: ValueRef) => boolean, reason: string): Promise<SyncReport> {
     const report = await this.fetch(this.deps.wanted().filter(which));
-    if (report.changedAny) this.deps.clock.bump('secret values');
+    if (report.changed > 0) this.deps.clock.bump('secret values');
     this.deps.log.info('secrets synced', { reason, secrets: report.secrets, changed: report.changed, failed: report.failed.length, ms: Math.round(report.durationMs) });
-    const { changedAny: _, ...plain } = report;
-    return plain;
+    return report;
   }
 
   private runOnce(reason: string): Promise<SyncReport> {
@@ -131,11 +130,10 @@ export class SecretSync {
       const wanted = this.deps.wanted();
       const report = await this.fetch(wanted);
       const pruned = this.deps.values.prune(wanted);
-      if (report.changedAny || pruned) this.deps.clock.bump('secret values');
-      const { changedAny: _, ...plain } = report;
+      if (report.changed > 0 || pruned) this.deps.clock.bump('secret values');
       this.deps.log.info('secrets synced', { reason, secrets: report.secrets, changed: report.changed, failed: report.failed.length, ms: Math.round(report.durationMs) });
       for (const f of report.failed) this.deps.log.error('secret fetch failed (the last good value is kept)', { store: f.store, path: f.path, code: f.code, error: f.message });
-      return plain;
+      return report;
     })();
     this.running = run;
     void run.finally(() => {

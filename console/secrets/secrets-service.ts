@@ -51,14 +51,14 @@ export class SecretsService {
   /** Validates, fetches the rule's values, then adds the rule (one policy version). */
   async createRule(input: unknown, position?: number): Promise<{ rule: SecretRule; version: number; sync: SyncReport }> {
     const rule = this.rules.validate(input);
-    const { changedAny: _, ...sync } = await this.sync.fetch(rule.secrets);
+    const sync = await this.sync.fetch(rule.secrets);
     const version = this.db.transaction(() => this.rules.insert(this.rules.validate(rule), position))();
     return { rule, version, sync };
   }
 
   async replaceRule(name: string, input: unknown): Promise<{ rule: SecretRule; version: number; sync: SyncReport }> {
     const rule = this.rules.validate(input, name);
-    const { changedAny: _, ...sync } = await this.sync.fetch(rule.secrets);
+    const sync = await this.sync.fetch(rule.secrets);
     const version = this.db.transaction(() => {
       const v = this.rules.update(name, this.rules.validate(rule, name));
       this.values.prune(this.wanted());
