@@ -11,7 +11,6 @@
  *   Defender that has not received one yet) → everything denied, saying so: never a fallback to allow.
  * - Exactly one audit line per request, written by `record` once the outcome is final.
  */
-import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { classifyRequest, RequestRejected, type Classification } from '../shared/docker/classify-request.js';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
@@ -19,6 +18,7 @@ import { IdentityError, identityFromCertificate, type Identity } from '../shared
 import { denialMessage, explain, type Decision, type Policy } from '../shared/policy/evaluate-policy.js';
 import type { AuditLog } from './audit-log.js';
 import { defenderErrors } from './errors.js';
+import type { IncomingRequest } from './incoming-request.js';
 import type { Logger } from './log.js';
 import type { DefenderMetrics } from './metrics.js';
 import type { AuditSecrets, SecretsGuard } from './secrets/secrets-guard.js';
@@ -96,15 +96,15 @@ function decide(peer: Peer, policy: Policy, identity: Identity, host: string, ac
   return decision;
 }
 
-export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Authorization {
-  const peer = peers.get(req.socket as TLSSocket);
+export function authorizeRequest(ctx: DefenderContext, req: IncomingRequest): Authorization {
+  const peer = peers.get(req.socket);
   const id = peer?.identity ?? new IdentityError('the connection has no verified client certificate');
   const serial = peer?.serial;
   if (serial !== undefined && ctx.isRevoked?.(serial)) {
     const error = defenderErrors.revoked('[Drawbridge] your certificate has been revoked; get a new one from the Console');
     let action = 'unknown'; // for the audit line only
     try {
-      action = classifyRequest(req.method ?? '', req.url ?? '').action;
+      action = classifyRequest(req.method, req.url).action;
     } catch {
       /* rejected anyway */
     }
@@ -115,7 +115,7 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Au
   }
   let classification: Classification;
   try {
-    classification = classifyRequest(req.method ?? '', req.url ?? '');
+    classification = classifyRequest(req.method, req.url);
   } catch (err) {
     if (err instanceof RequestRejected) {
       return { ok: false, identity: id, action: 'unknown', decision: null, error: defenderErrors.bad_request(`[Drawbridge] ${err.reason}`) };
@@ -139,18 +139,19 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingMessage): Au
 }
 
 /** Writes the one audit line and counts the request. */
-export function record(ctx: DefenderContext, req: IncomingMessage, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError; secrets?: AuditSecrets }, startedAt: number): void {
+export function record(ctx: DefenderContext, req: IncomingRequest, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError; secrets?: AuditSecrets }, startedAt: number): void {
   const action = auth.ok ? auth.classification.action : auth.action;
   const decision = outcome.error === undefined ? 'allow' : auth.ok || auth.decision === null ? 'reject' : 'deny';
   const d = auth.ok ? auth.decision : auth.decision;
-  const path = (req.url ?? '').split('?')[0]!; // as received, never the query string (it may carry values)
+  const q = req.url.indexOf('?');
+  const path = q < 0 ? req.url : req.url.slice(0, q); // as received, never the query string (it may carry values)
   ctx.audit.write({
     time: new Date().toISOString(),
     user: auth.identity?.user ?? null,
     groups: auth.identity?.groups ?? [],
     host: ctx.hostName,
     action,
-    method: req.method ?? '',
+    method: req.method,
     path,
     decision,
     rule: d?.rule ?? (decision === 'deny' ? 'default-deny-all' : null),

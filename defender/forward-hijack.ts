@@ -10,25 +10,29 @@
  * - Half-close is kept both ways: the client ending stdin (TLS close_notify) ends only the write side to dockerd,
  *   and the output keeps flowing until dockerd ends it (without this `docker run` prints nothing).
  */
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
 import { endToEndHeaders } from './forward-request.js';
+import { answerHead, reasonPhrase } from './http-head.js';
+import type { IncomingRequest } from './incoming-request.js';
 import { checkFraming, checkJsonBody } from './request-body.js';
 
-function rawHead(status: number, message: string, rawHeaders: readonly string[]): string {
-  let out = `HTTP/1.1 ${status} ${message}\r\n`;
-  for (let i = 0; i < rawHeaders.length; i += 2) out += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
-  return `${out}\r\n`;
+/** A head relayed from dockerd; one that cannot be written safely cuts the connection instead. */
+function rawHead(socket: Duplex, status: number, message: string, rawHeaders: readonly string[]): string | null {
+  try {
+    return answerHead(status, message, rawHeaders);
+  } catch {
+    socket.destroy();
+    return null;
+  }
 }
 
 function writeRawError(socket: Duplex, error: DrawbridgeError): void {
   const body = JSON.stringify({ message: error.expose ? error.message : 'internal error in the Drawbridge Defender' });
-  const reason = { 400: 'Bad Request', 403: 'Forbidden', 413: 'Payload Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable' }[error.status] ?? 'Error';
-  socket.end(rawHead(error.status, reason, ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Connection', 'close']) + body);
+  socket.end(answerHead(error.status, reasonPhrase(error.status), ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Connection', 'close']) + body);
 }
 
 /** Reads exactly `length` bytes that follow the request head; returns them and whatever came after. */
@@ -59,7 +63,7 @@ function readExact(socket: Duplex, head: Buffer, length: number): Promise<{ body
   });
 }
 
-export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstream, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstream, req: IncomingRequest, socket: Duplex, head: Buffer): Promise<void> {
   const startedAt = performance.now();
   socket.on('error', () => socket.destroy());
   const auth = authorizeRequest(ctx, req);
@@ -91,9 +95,9 @@ export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstre
   record(ctx, req, auth, { status: null }, startedAt); // forwarded: dockerd answers
 
   const headers = endToEndHeaders(req.rawHeaders);
-  headers.push('Connection', 'Upgrade', 'Upgrade', String(req.headers.upgrade));
+  headers.push('Connection', 'Upgrade', 'Upgrade', req.header('upgrade') ?? '');
   if (length > 0) headers.push('Content-Length', String(length));
-  const up = upstream.requestDedicated(req.method!, req.url!, headers);
+  const up = upstream.requestDedicated(req.method, req.url, headers);
   up.on('error', (err) => {
     if (socket.destroyed) return;
     ctx.log.error('cannot reach the Docker daemon', { docker: upstream.url, error: (err as NodeJS.ErrnoException).code ?? err.message });
@@ -101,12 +105,19 @@ export async function forwardHijack(ctx: DefenderContext, upstream: DockerUpstre
   });
   up.on('response', (upRes) => {
     // dockerd refused to hijack (no such container, not running…): relay its answer, then close.
-    socket.write(rawHead(upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEndHeaders(upRes.rawHeaders, true), 'Connection', 'close']));
+    const answer = rawHead(socket, upRes.statusCode ?? 502, upRes.statusMessage ?? '', [...endToEndHeaders(upRes.rawHeaders, true), 'Connection', 'close']);
+    if (answer === null) return;
+    socket.write(answer);
     upRes.pipe(socket);
   });
   up.on('upgrade', (upRes, upSocket, upHead) => {
+    const answer = rawHead(socket, upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', upRes.rawHeaders);
+    if (answer === null) {
+      upSocket.destroy();
+      return;
+    }
     ctx.metrics.activeStreams++;
-    socket.write(rawHead(upRes.statusCode ?? 101, upRes.statusMessage ?? 'Switching Protocols', upRes.rawHeaders));
+    socket.write(answer);
     if (upHead.length) socket.write(upHead);
     if (rest.length) upSocket.write(rest);
     const destroyBoth = (): void => {

@@ -8,12 +8,13 @@
  * - The response streams back unbuffered (logs -f, events, stats, save, archive) with dockerd's own headers.
  * - Hop-by-hop headers are never forwarded in either direction.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
+import type { ClientAnswer } from './client-answer.js';
 import type { DockerUpstream, UpstreamExchange, UpstreamHandlers } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
+import { reasonPhrase } from './http-head.js';
+import type { IncomingRequest } from './incoming-request.js';
 import { checkFraming, checkJsonBody, readBody, type Framing } from './request-body.js';
 import type { AnswerTransform, SecretsStep } from './secrets/secrets-guard.js';
 
@@ -26,6 +27,7 @@ interface HeldAnswer {
   size: number;
 }
 
+const EMPTY = Buffer.alloc(0);
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
@@ -53,53 +55,18 @@ export function endToEndHeaders(rawHeaders: readonly string[], keepLength = fals
   return out;
 }
 
-const LINGER_MS = 2_000;
-const LINGER_BYTES = 16 * 1024 * 1024;
-
-/**
- * Closes the connection after a `Connection: close` answer without losing that answer. Node's server destroys the
- * socket as soon as the response is written; with request bytes still unread (a denied `docker load` or `cp` is
- * still uploading) the kernel then answers with a RST, and the client, still writing, fails with "broken pipe"
- * before it reads the 403. So: end our side (the client reads the answer, then EOF), and read and discard what
- * the client is still sending (never parsed: the HTTP parser is detached) until it closes, up to LINGER_MS and
- * LINGER_BYTES. Go's net/http server does the same (closeWriteAndWait).
- */
-function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = function lingeringDestroySoon(this: Socket): void {
-    if (this.destroyed) return;
-    this.removeAllListeners('data'); // the HTTP parser: nothing after this answer is a request
-    let discarded = 0;
-    const done = (): void => {
-      clearTimeout(timer);
-      this.destroy();
-    };
-    const timer = setTimeout(done, LINGER_MS);
-    this.on('data', (chunk: Buffer) => {
-      discarded += chunk.length;
-      if (discarded > LINGER_BYTES) done();
-    });
-    this.once('end', done).once('close', () => clearTimeout(timer));
-    this.end();
-    this.resume();
-  };
-}
-
-export function sendDockerError(res: ServerResponse, error: DrawbridgeError, close = false): void {
+/** Docker's JSON error; `close`: the connection closes after it (a body that will not be read). */
+export function sendDockerError(res: ClientAnswer, error: DrawbridgeError, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ message: error.expose ? error.message : 'internal error in the Drawbridge Defender' });
-  res.writeHead(error.status, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(body),
-    ...(close ? { Connection: 'close' } : {}),
-  });
-  if (close && res.socket) lingerOnClose(res.socket);
+  const body = Buffer.from(JSON.stringify({ message: error.expose ? error.message : 'internal error in the Drawbridge Defender' }));
+  res.writeHead(error.status, reasonPhrase(error.status), ['Content-Type', 'application/json', 'Content-Length', String(body.length)], close);
   res.end(body);
 }
 
-export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstream, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstream, req: IncomingRequest, res: ClientAnswer): Promise<void> {
   const startedAt = performance.now();
   const auth = authorizeRequest(ctx, req);
   let framing: Framing;
@@ -122,18 +89,20 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   let body: Buffer | null = null;
   if (!streamBody) {
     try {
-      body = await readBody(req, framing, ctx.maxBody);
+      body = framing.kind === 'none' ? EMPTY : await readBody(req, framing, ctx.maxBody);
       if (route?.body === 'json') checkJsonBody(body);
     } catch (err) {
       const error = err as DrawbridgeError;
       record(ctx, req, auth, { status: error.status, error }, startedAt);
-      sendDockerError(res, error, !req.complete);
+      // A body refused unread (over the limit, malformed, cut short) closes the connection, whether or not its last
+      // bytes happened to be in already.
+      sendDockerError(res, error, !req.complete || error.status === 413);
       return;
     }
   }
   let step: SecretsStep | null = null;
   try {
-    step = (await ctx.secrets?.prepare(auth.classification, req.url!, body)) ?? null;
+    if (ctx.secrets) step = await ctx.secrets.prepare(auth.classification, req.url, body);
   } catch (err) {
     const error = err as DrawbridgeError;
     record(ctx, req, auth, { status: error.status, error }, startedAt);
@@ -147,7 +116,7 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   if (body !== null) {
     // Always state the length: dockerd reads an empty chunked body on POST/PUT as "a body" (container start
     // refuses one).
-    if (body.length > 0 || !BODYLESS_METHODS.has(req.method!)) headers.push('Content-Length', String(body.length));
+    if (body.length > 0 || !BODYLESS_METHODS.has(req.method)) headers.push('Content-Length', String(body.length));
   } else if (framing.kind === 'chunked') headers.push('Transfer-Encoding', 'chunked');
   else if (framing.kind === 'length') headers.push('Content-Length', String(framing.length));
 
@@ -192,19 +161,18 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
         else held.chunks.push(Buffer.from(chunk)); // the chunk may be a view of a buffer the parser reuses
         return;
       }
-      // Reading from dockerd stops only once the client is four buffers behind, and resumes when it caught up: while
+      // Reading from dockerd stops only once a megabyte waits for the client, and resumes when it caught up: while
       // the client drains what is queued, dockerd's next bytes are already on their way (as with two piped streams).
-      res.write(chunk);
-      if (res.writableLength >= 4 * res.writableHighWaterMark && !waitingDrain) {
+      if (!res.write(chunk) && !waitingDrain) {
         waitingDrain = true;
         up.pause();
-        res.once('drain', resume);
+        res.onDrain(resume);
       }
     },
     // The head leaves with the first body bytes (one TLS record for most answers); when dockerd sent its head alone
     // and more is to come (events, logs -f, a slow wait), it is flushed at once so a streaming client gets it.
     idle() {
-      if (!res.writableEnded && !res.destroyed) res.flushHeaders();
+      res.flushHeaders();
     },
     end() {
       done = true;
@@ -238,14 +206,14 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
   let up: UpstreamExchange;
   try {
     // The target may be the secrets step's: a container reference pinned to the id its decision looked up.
-    up = upstream.exchange(req.method!, step?.url ?? req.url!, headers, body !== null ? { kind: 'buffer', body } : framing.kind === 'chunked' ? { kind: 'chunked' } : { kind: 'length' }, handlers);
+    up = upstream.exchange(req.method, step?.url ?? req.url, headers, body !== null ? { kind: 'buffer', body } : framing.kind === 'chunked' ? { kind: 'chunked' } : { kind: 'length' }, handlers);
   } catch (err) {
     // Unreachable with Node's strict request parser; kept so that a head which could split is never sent.
     ctx.log.error('refused to forward an unsafe request head', { error: (err as Error).message });
     sendDockerError(res, defenderErrors.bad_request('[Drawbridge] the request head cannot be forwarded safely'), true);
     return;
   }
-  res.on('close', () => {
+  res.onClientGone(() => {
     if (!done) {
       done = true;
       stopStreaming();
@@ -256,24 +224,21 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
 }
 
 /** A stream body (build context, image load, archive upload) goes upstream as it arrives, with backpressure. */
-function streamRequestBody(req: IncomingMessage, up: UpstreamExchange): void {
+function streamRequestBody(req: IncomingRequest, up: UpstreamExchange): void {
   let waitingDrain = false;
   const resume = (): void => {
     waitingDrain = false;
     req.resume();
   };
-  req.on('data', (chunk: Buffer) => {
-    if (!up.write(chunk) && !waitingDrain) {
-      waitingDrain = true;
-      req.pause();
-      up.onDrain(resume);
-    }
-  });
-  req.on('end', () => {
-    if (req.complete) up.finish();
-    else up.abort(); // cut short: what dockerd got so far is never completed
-  });
-  req.on('close', () => {
-    if (!req.complete) up.abort();
+  req.readBody({
+    data(chunk) {
+      if (!up.write(chunk) && !waitingDrain) {
+        waitingDrain = true;
+        req.pause();
+        up.onDrain(resume);
+      }
+    },
+    end: () => up.finish(),
+    error: () => up.abort(), // cut short: what dockerd got so far is never completed
   });
 }

@@ -14,9 +14,9 @@
  *   limit, before a byte goes upstream; over the limit → 413. Only stream routes (build context, image load,
  *   archive upload…) pass through unbuffered, after the request was authorised.
  */
-import type { IncomingMessage } from 'node:http';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { defenderErrors } from './errors.js';
+import type { IncomingRequest } from './incoming-request.js';
 
 export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' };
 
@@ -54,20 +54,11 @@ export function checkFraming(rawHeaders: readonly string[]): Framing {
   return { kind: 'none' };
 }
 
-const bodyReads = new WeakMap<IncomingMessage, (error: DrawbridgeError) => void>();
-
 /**
- * Fails the readBody in progress on `req` with `error` (its framing broke: the HTTP parser refused it half-way).
- * False when no read is in progress.
+ * Reads the whole body (any framing) into memory, refusing more than `limit` bytes. A body the parser refuses
+ * half-way fails the read with that error (the caller answers it).
  */
-export function failBodyRead(req: IncomingMessage, error: DrawbridgeError): boolean {
-  const fail = bodyReads.get(req);
-  fail?.(error);
-  return fail !== undefined;
-}
-
-/** Reads the whole body (any framing) into memory, refusing more than `limit` bytes. */
-export function readBody(req: IncomingMessage, framing: Framing, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingRequest, framing: Framing, limit: number): Promise<Buffer> {
   if (framing.kind === 'none') return Promise.resolve(Buffer.alloc(0));
   if (framing.kind === 'length' && framing.length > limit) {
     return Promise.reject(defenderErrors.body_too_large(`[Drawbridge] the request body (${framing.length} bytes) is over the Defender's limit of ${limit} bytes`));
@@ -75,36 +66,31 @@ export function readBody(req: IncomingMessage, framing: Framing, limit: number):
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        reject(defenderErrors.body_too_large(`[Drawbridge] the request body is over the Defender's limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      if (!req.complete) reject(defenderErrors.bad_request('[Drawbridge] the request body was cut short'));
-      else resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(defenderErrors.bad_request(`[Drawbridge] the request body could not be read: ${err.message}`));
-    };
-    const onClose = (): void => {
-      if (!req.complete) onError(new Error('the client closed the connection'));
-    };
-    function cleanup(): void {
-      bodyReads.delete(req);
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-    }
-    bodyReads.set(req, (error) => {
-      cleanup();
+    let settled = false;
+    const fail = (error: DrawbridgeError): void => {
+      if (settled) return;
+      settled = true;
       reject(error);
+    };
+    req.readBody({
+      data(chunk) {
+        if (settled) return;
+        size += chunk.length;
+        if (size > limit) fail(defenderErrors.body_too_large(`[Drawbridge] the request body is over the Defender's limit of ${limit} bytes`));
+        else chunks.push(chunk);
+      },
+      end() {
+        if (settled) return;
+        settled = true;
+        resolve(Buffer.concat(chunks, size));
+      },
+      error: (err) => fail(defenderErrors.bad_request(`[Drawbridge] the request body could not be read: ${err.message}`)),
+      malformed(error) {
+        if (settled) return false;
+        fail(error);
+        return true;
+      },
     });
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }
 

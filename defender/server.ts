@@ -4,24 +4,27 @@
  * - TLS 1.2+ with a client certificate that chains to the configured CA and is within its validity period;
  *   anything else fails the handshake, before any HTTP is read. (A revoked certificate is refused per request, in
  *   authorize-request.ts: the revocation list can change while a connection is open.)
- * - Every request on a keep-alive connection goes through `forwardRequest` on its own; upgrades through
- *   `forwardHijack`, one at a time and in order per connection (connection-requests.ts). A request Node's parser
- *   refuses gets Docker's JSON 400 and is audited.
- * - One Defender can listen on several addresses at once (TCP or a UNIX socket), each its own https server with the
+ * - HTTP is the Defender's own over each TLS connection (client-connection.ts): every request on a keep-alive
+ *   connection goes through `forwardRequest` on its own, upgrades through `forwardHijack`, one at a time and in
+ *   order per connection. A request the parser refuses gets Docker's JSON 400 and is audited.
+ * - One Defender can listen on several addresses at once (TCP or a UNIX socket), each its own TLS server with the
  *   same TLS material and handlers: a listener switched by the Console starts the new one before the old one stops.
  * - `setTls()` swaps the certificate and key of every listener (`setSecureContext`) and of those started later:
  *   new handshakes get the new ones, connections already open keep theirs (renewal without a restart).
  * - Closing a listener stops accepting, closes idle keep-alive connections, lets running requests and streams
  *   finish for the grace period, then cuts what is left. `close()` does that for every listener.
  */
-import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { rememberIdentity, type DefenderContext } from './authorize-request.js';
-import { answerClientError, handleInOrder, upgradeInOrder } from './connection-requests.js';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { identityOf, rememberIdentity, type DefenderContext } from './authorize-request.js';
+import { serveConnection, type ClientConnection } from './client-connection.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { forwardHijack } from './forward-hijack.js';
 import { forwardRequest } from './forward-request.js';
+import type { IncomingRequest } from './incoming-request.js';
+import type { ClientAnswer } from './client-answer.js';
+
+const MAX_HEADER_SIZE = 64 * 1024;
 
 export interface TlsMaterial {
   readonly ca: string | Buffer;
@@ -88,23 +91,21 @@ export function buildDefender(ctx: DefenderContext, upstream: DockerUpstream, in
   };
 }
 
+const SWEEP_MS = 5_000;
+
 function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tls: TlsMaterial): { server: Server; close(graceMs: number): Promise<void> } {
-  const server = createServer(
-    {
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-      allowHalfOpen: true,
-      maxHeaderSize: 64 * 1024,
-      keepAliveTimeout: 65_000,
-      headersTimeout: 60_000,
-      requestTimeout: 0, // long uploads (docker load, build contexts) must not be cut
-    } as Parameters<typeof createServer>[0],
-  );
+  const server = createServer({
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    allowHalfOpen: true,
+    noDelay: true,
+  });
   const sockets = new Set<Socket>();
+  const connections = new Set<ClientConnection>();
   // Every TCP connection, from accept: one still in its TLS handshake (or stalled in it) must not hold a shutdown
   // past the grace period either.
   server.on('connection', (socket: Socket) => {
@@ -112,29 +113,40 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
     socket.on('close', () => sockets.delete(socket));
   });
   let closing = false;
+  const handlers = {
+    request: (req: IncomingRequest, answer: ClientAnswer): void => {
+      forwardRequest(ctx, upstream, req, answer).catch((err: Error) => {
+        ctx.log.error('request failed', { error: err.message });
+        answer.destroy();
+      });
+    },
+    upgrade: (req: IncomingRequest, head: Buffer): void => {
+      forwardHijack(ctx, upstream, req, req.socket, head).catch((err: Error) => {
+        ctx.log.error('upgrade failed', { error: err.message });
+        req.socket.destroy();
+      });
+    },
+    malformed: (socket: TLSSocket, culprit: IncomingRequest | null, reason: string): void => {
+      const identity = identityOf(socket); // who sent it, even though we cannot tell what it was
+      ctx.audit.write({
+        time: new Date().toISOString(), user: identity?.user ?? null, groups: identity?.groups ?? [], host: ctx.hostName, action: 'unknown',
+        method: culprit?.method ?? '', path: (culprit?.url ?? '').split('?')[0]!, decision: 'reject', rule: null, status: 400,
+        client: socket.remoteAddress ?? null, reason,
+      });
+      ctx.metrics.countRequest('unknown', 'reject');
+    },
+  };
+  const options = { maxHeaderSize: MAX_HEADER_SIZE, closing: () => closing };
   server.on('secureConnection', (socket: TLSSocket) => {
     rememberIdentity(socket);
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    const connection = serveConnection(socket, handlers, options);
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
   });
-  server.on('request', (req, res) => {
-    if (closing) res.shouldKeepAlive = false;
-    handleInOrder(req, res, () => {
-      forwardRequest(ctx, upstream, req, res).catch((err: Error) => {
-        ctx.log.error('request failed', { error: err.message });
-        res.destroy();
-      });
-    });
-  });
-  server.on('upgrade', (req, socket, head) => {
-    upgradeInOrder(socket, () => {
-      forwardHijack(ctx, upstream, req, socket, head).catch((err: Error) => {
-        ctx.log.error('upgrade failed', { error: err.message });
-        socket.destroy();
-      });
-    });
-  });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(ctx, err, socket));
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const c of connections) c.sweep(now);
+  }, SWEEP_MS).unref();
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
     // A client certificate that fails verification (expired, unknown CA…) is not reported as `err`: Node destroys
     // the socket and `err` is a generic ECONNRESET "socket hang up"; the real reason is the verify error code
@@ -149,8 +161,9 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
     server,
     close(graceMs) {
       closing = true;
+      clearInterval(sweep);
       closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      for (const c of connections) c.closeIfIdle();
       const timer = Number.isFinite(graceMs)
         ? setTimeout(() => {
             for (const s of sockets) s.destroy();

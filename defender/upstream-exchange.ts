@@ -5,44 +5,18 @@
  * - The Defender writes the request bytes itself: request line, the headers it was given, the one framing header
  *   it chose (Content-Length or chunked), the body. A method, target, header name or value holding CR, LF or NUL is
  *   never written (throws): no request can be split into two on dockerd's side.
- * - dockerd's answers are framed by Node's own llhttp parser (`HTTPParser` of node:_http_common, the one
- *   http.ClientRequest uses), strict as by default: the Defender never guesses where an answer ends. A parse error
- *   ends the exchange and destroys the connection.
+ * - dockerd's answers are framed by Node's own llhttp parser (llhttp.ts), strict as by default: the Defender never
+ *   guesses where an answer ends. A parse error ends the exchange and destroys the connection.
  * - One exchange at a time per connection. A connection goes back to the pool only when its request was written in
  *   full and dockerd's answer was parsed to its end with keep-alive; anything else (an error, an abort, an answer
  *   before the request was sent in full, a body delimited by close, an upgrade, bytes after the answer, an idle
  *   connection that receives anything) destroys it, so no answer can ever be read as another request's.
  * - Interim 1xx answers are skipped (as http.ClientRequest does); the final answer is relayed.
  */
-import { createRequire } from 'node:module';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { requestHead } from './http-head.js';
+import { HttpParser as Parser, type NodeHttpParser } from './llhttp.js';
 
-/** The slice of Node's internal llhttp binding used here (node:_http_common, stable since Node 12). */
-interface NodeHttpParser {
-  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): undefined | Error;
-  close(): void;
-  [callback: number]: unknown;
-}
-interface NodeHttpParserClass {
-  new (): NodeHttpParser;
-  readonly RESPONSE: number;
-  readonly kOnMessageBegin: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-}
-
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser?: NodeHttpParserClass };
-if (typeof HTTPParser !== 'function' || typeof HTTPParser.kOnHeadersComplete !== 'number') {
-  throw new Error(`this Node.js (${process.version}) does not expose the HTTP response parser the Defender uses`);
-}
-const Parser = HTTPParser;
-
-/** Neither CR, LF nor NUL: what could end a header line or the head early on dockerd's side. */
-const UNSAFE = /[\r\n\0]/;
 const MAX_FREE = 64;
 const MAX_OPEN = 256;
 
@@ -92,18 +66,6 @@ interface PooledConnection {
 export interface UpstreamPool {
   exchange(method: string, target: string, rawHeaders: readonly string[], body: RequestBody, handlers: UpstreamHandlers): UpstreamExchange;
   close(): void;
-}
-
-export function serializeHead(method: string, target: string, rawHeaders: readonly string[]): string {
-  if (UNSAFE.test(method) || UNSAFE.test(target) || method.includes(' ') || target.includes(' ')) throw new Error('unsafe request line');
-  let head = `${method} ${target} HTTP/1.1\r\n`;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
-    if (UNSAFE.test(name) || UNSAFE.test(value) || name.includes(':')) throw new Error('unsafe request header');
-    head += `${name}: ${value}\r\n`;
-  }
-  return `${head}\r\n`;
 }
 
 export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
@@ -166,7 +128,7 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
 
   return {
     exchange(method, target, rawHeaders, body, handlers) {
-      let head = serializeHead(method, target, rawHeaders); // throws before anything is sent
+      let head = requestHead(method, target, rawHeaders); // throws before anything is sent
       let conn: PooledConnection | null = null;
       let finished = false; // no handler will be called any more
       let requestSent = false;
