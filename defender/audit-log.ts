@@ -2,10 +2,12 @@
  * The audit trail: one JSON line per decision (allow, deny, or reject before a decision could be made).
  *
  * - Names only: never a body, a header value, a query string or a secret.
- * - Written in order, never dropped silently: a write error is reported on stderr once and counted.
+ * - Written in order, never dropped silently: a write error is reported on stderr once.
+ * - The lines of one event-loop turn leave in one write. To a file that write is synchronous (appending to the page
+ *   cache takes microseconds; a thread-pool round trip per turn cost the Defender more CPU and context switches
+ *   than the write itself), so a line is on disk before the Defender reads its next request.
  */
-import { createWriteStream } from 'node:fs';
-import type { Writable } from 'node:stream';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { AuditEventWire } from '../shared/wire/defender-console.js';
 
 /**
@@ -20,31 +22,52 @@ export interface AuditLog {
 }
 
 export function openAuditLog(target: string, onError: (err: Error) => void): AuditLog {
-  const stream: Writable = target === '-' ? process.stdout : createWriteStream(target, { flags: 'a', mode: 0o600 });
   let failed = false;
-  stream.on('error', (err: Error) => {
+  const fail = (err: Error): void => {
     if (!failed) onError(err);
     failed = true;
-  });
-  // The lines of one event-loop turn leave in one write: one thread-pool round trip per turn, not per request.
-  let corked = false;
+  };
+  let fd: number | null = null;
+  if (target !== '-') {
+    try {
+      fd = openSync(target, 'a', 0o600);
+    } catch (err) {
+      fail(err as Error);
+    }
+  } else process.stdout.on('error', fail);
+  let pending = '';
+  let scheduled = false;
   const flush = (): void => {
-    corked = false;
-    stream.uncork();
+    scheduled = false;
+    if (pending === '') return;
+    const data = Buffer.from(pending);
+    pending = '';
+    if (target === '-') {
+      process.stdout.write(data);
+      return;
+    }
+    if (fd === null) return;
+    try {
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+    } catch (err) {
+      fail(err as Error);
+    }
   };
   return {
     write(event) {
-      if (!corked) {
-        corked = true;
-        stream.cork();
+      pending += `${JSON.stringify(event)}\n`;
+      if (!scheduled) {
+        scheduled = true;
         setImmediate(flush);
       }
-      stream.write(`${JSON.stringify(event)}\n`);
     },
     close() {
-      if (corked) flush();
-      if (target === '-') return Promise.resolve();
-      return new Promise((resolve) => stream.end(() => resolve()));
+      flush();
+      if (fd !== null) {
+        closeSync(fd);
+        fd = null;
+      }
+      return Promise.resolve();
     },
   };
 }
