@@ -6,8 +6,8 @@
  *   turn, a decision still being taken) are kept and handed over first, in order.
  * - The reader learns how the body ended: `end` when the parser saw all of it, `error` when it was cut short (the
  *   client closed) or the parser refused it half-way (`malformed`, only for a reader that can still answer it).
- * - `Expect: 100-continue` is answered when the body is first wanted (as Node's server does), never for a request
- *   refused before its body was read.
+ * - `Expect: 100-continue` from an HTTP/1.1 client is answered when the body is first wanted (as Node's server does),
+ *   never for a request refused before its body was read; an HTTP/1.0 client's is ignored (RFC 9110 §10.1.1).
  */
 import type { TLSSocket } from 'node:tls';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
@@ -67,7 +67,7 @@ export class IncomingRequest {
   readBody(reader: BodyReader): void {
     if (this.reader) throw new Error('the request body already has a reader');
     this.reader = reader;
-    if (!this.complete && this.failure === null && !this.continued && this.header('expect')?.toLowerCase() === '100-continue') {
+    if (this.httpMinor >= 1 && !this.complete && this.failure === null && !this.continued && this.header('expect')?.toLowerCase() === '100-continue') {
       this.continued = true;
       this.flow.writeContinue();
     }
