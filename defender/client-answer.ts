@@ -17,11 +17,12 @@ import type { IncomingRequest } from './incoming-request.js';
 
 const HIGH_WATER = 1024 * 1024;
 /** Pieces up to this size are copied into one buffer; larger ones are written corked. */
-const COPY_LIMIT = 64 * 1024;
+const COPY_LIMIT = 16 * 1024;
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
-type Framing = 'none' | 'length' | 'chunked' | 'close';
+/** 'relay': chunks framed by dockerd, written as they come (chunk lines and the last chunk included). */
+type Framing = 'none' | 'length' | 'chunked' | 'relay' | 'close';
 
 export class ClientAnswer {
   /** The head was given (it may still wait for the first body bytes). */
@@ -43,8 +44,16 @@ export class ClientAnswer {
     private readonly done: (close: boolean) => void,
   ) {}
 
-  /** Throws (nothing written) on a head that could be split (http-head.ts). */
-  writeHead(status: number, message: string, rawHeaders: readonly string[], close = false): void {
+  /** Whether `writeHead(…, relayChunks)` can pass a body chunked by dockerd on as is (an HTTP/1.1 client). */
+  get canRelayChunks(): boolean {
+    return this.req.httpMinor >= 1;
+  }
+
+  /**
+   * Throws (nothing written) on a head that could be split (http-head.ts). `relayChunks`: the body given to `write`
+   * is already chunked (dockerd's own framing, relayed byte for byte) and `end` adds nothing.
+   */
+  writeHead(status: number, message: string, rawHeaders: readonly string[], close = false, relayChunks = false): void {
     if (this.headersSent) throw new Error('the answer head was already written');
     let hasLength = false;
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -54,7 +63,7 @@ export class ClientAnswer {
     if (this.req.method === 'HEAD' || status < 200 || status === 204 || status === 304) this.framing = 'none';
     else if (hasLength) this.framing = 'length';
     else if (this.req.httpMinor >= 1) {
-      this.framing = 'chunked';
+      this.framing = relayChunks ? 'relay' : 'chunked';
       extra += 'Transfer-Encoding: chunked\r\n';
     } else {
       this.framing = 'close';

@@ -142,17 +142,20 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
     sendDockerError(res, error);
   };
   const handlers: UpstreamHandlers = {
-    head(status, statusMessage, rawHeaders) {
+    head(status, statusMessage, rawHeaders, framing) {
       headed = true;
       step?.settled?.(status);
       const headers = endToEndHeaders(rawHeaders, true);
       if (step?.answer?.takes(status, headers)) {
         held = { transform: step.answer, status, statusMessage, headers, chunks: [], size: 0 };
-        return;
+        return false;
       }
-      res.writeHead(status, statusMessage, headers);
+      // dockerd's body goes on as dockerd framed it when the client can read that framing (no copy, no re-chunking).
+      const relayChunks = framing === 'chunked' && res.canRelayChunks;
+      res.writeHead(status, statusMessage, headers, false, relayChunks);
       ctx.metrics.activeStreams++;
       streaming = true;
+      return relayChunks || framing === 'length';
     },
     body(chunk) {
       if (held) {

@@ -16,6 +16,7 @@ interface Answer {
   message: string;
   headers: string[];
   body: string;
+  framing?: string;
   error?: string;
 }
 
@@ -41,12 +42,13 @@ function pool(path: string): { pool: UpstreamPool; connections: () => number } {
   return { pool: p, connections: () => n };
 }
 
-function run(p: UpstreamPool, method: string, target: string, headers: string[] = ['Host', 'docker'], body: RequestBody = { kind: 'buffer', body: null }, stream?: Buffer[]): Promise<Answer> {
+function run(p: UpstreamPool, method: string, target: string, headers: string[] = ['Host', 'docker'], body: RequestBody = { kind: 'buffer', body: null }, stream?: Buffer[], relay = false): Promise<Answer> {
   return new Promise((resolve) => {
     const a: Answer = { status: 0, message: '', headers: [], body: '' };
     const up = p.exchange(method, target, headers, body, {
-      head(status, message, raw) {
-        Object.assign(a, { status, message, headers: raw });
+      head(status, message, raw, framing) {
+        Object.assign(a, { status, message, headers: raw, framing });
+        return relay;
       },
       body(chunk) {
         a.body += chunk.toString();
@@ -184,6 +186,29 @@ describe('upstream exchange', () => {
     expect(a).toBe(413);
     await run(p, 'GET', '/b');
     expect(connections()).toBe(2);
+  });
+
+  it.each([
+    ['a chunked body with its chunk lines', 'Transfer-Encoding: chunked\r\n\r\n4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n', 'chunked', '4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n'],
+    ['a body of a stated length', 'Content-Length: 5\r\n\r\nhello', 'length', 'hello'],
+  ])('relays %s byte for byte when asked, and reuses the connection', async (_what, rest, framing, relayed) => {
+    const { pool: p, connections } = pool(await scripted(`HTTP/1.1 200 OK\r\n${rest}`));
+    for (let i = 0; i < 2; i++) expect(await run(p, 'GET', '/a', undefined, undefined, undefined, true)).toMatchObject({ status: 200, framing, body: relayed });
+    expect(connections()).toBe(1);
+  });
+
+  it.each([
+    ['in a header', 'HTTP/1.1 200 OK\r\nTransfer-', 'Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'],
+    // The first CRLF CRLF of the second read is the body's last chunk, not the head's end.
+    ['inside its final CRLF CRLF', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r', '\n2\r\nok\r\n0\r\n\r\n'],
+  ])('de-frames a body whose head was split %s between reads, even when asked to relay it', async (_where, first, second) => {
+    const path = await scripted(first, (s) => setTimeout(() => s.write(second), 20));
+    expect(await run(pool(path).pool, 'GET', '/a', undefined, undefined, undefined, true)).toMatchObject({ framing: 'chunked', body: 'ok' });
+  });
+
+  it('relays nothing of a read that carries bytes after the answer', async () => {
+    const path = await scripted('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    expect(await run(pool(path).pool, 'GET', '/a', undefined, undefined, undefined, true)).toMatchObject({ body: '', error: 'dockerd sent bytes after its answer' });
   });
 
   it('reports a daemon that is not there', async () => {

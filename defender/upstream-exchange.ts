@@ -21,9 +21,13 @@ const MAX_FREE = 64;
 const MAX_OPEN = 256;
 
 export interface UpstreamHandlers {
-  /** dockerd's final answer head. `rawHeaders` as on the wire: name, value, name, value… */
-  head(status: number, statusMessage: string, rawHeaders: string[]): void;
-  /** A piece of the answer's body, de-framed. */
+  /**
+   * dockerd's final answer head. `rawHeaders` as on the wire: name, value, name, value… `framing`: how dockerd
+   * frames the body. Returning true takes the body as dockerd framed it (chunk lines included), relayed byte for
+   * byte: only for a length or chunked body, and only when the head arrived whole in one read.
+   */
+  head(status: number, statusMessage: string, rawHeaders: string[], framing: AnswerFraming): boolean | void;
+  /** A piece of the answer's body: de-framed, or as dockerd framed it if `head` asked so. */
   body(chunk: Buffer): void;
   /** Everything read so far was delivered and the answer is not complete (a streaming answer: flush the head). */
   idle(): void;
@@ -32,6 +36,22 @@ export interface UpstreamHandlers {
   /** The exchange failed (connection refused or lost, a parse error); no other handler is called afterwards. */
   error(err: Error): void;
 }
+
+/** How dockerd frames an answer's body: a length, chunks, the end of the connection, or no body at all. */
+export type AnswerFraming = 'length' | 'chunked' | 'close' | 'none';
+
+function framingOf(method: string, status: number, rawHeaders: readonly string[]): AnswerFraming {
+  if (method === 'HEAD' || status === 204 || status === 304) return 'none';
+  let framing: AnswerFraming = 'close';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'transfer-encoding') framing = 'chunked'; // llhttp refuses anything else, and a length with it
+    else if (name === 'content-length' && framing !== 'chunked') framing = 'length';
+  }
+  return framing;
+}
+
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** How the request body goes upstream: all of it now, or streamed later through `write`/`finish`. */
 export type RequestBody =
@@ -162,6 +182,11 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
         let headers: string[] = [];
         let gotHead = false;
         let sawHeadThisRead = false;
+        /** The body is relayed as dockerd framed it (see `head`). */
+        let raw = false;
+        /** The head is being split off the read it arrived in (raw relay is possible for this answer). */
+        let rawPossible = false;
+        let firstRead = true;
         // The body pieces of one read leave in one write: dockerd frames `logs` as one chunk per line.
         let pieces: Buffer[] = [];
         const parser = c.parser;
@@ -192,12 +217,22 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           gotHead = true;
           sawHeadThisRead = true;
           keepAlive = shouldKeepAlive;
-          guard(() => handlers.head(status, message, all));
+          const framing = framingOf(method, status, all);
+          let wantsRaw = false;
+          try {
+            wantsRaw = handlers.head(status, message, all, framing) === true;
+          } catch (err) {
+            fail(err as Error);
+          }
+          raw = rawPossible && wantsRaw && (framing === 'length' || framing === 'chunked');
+          // Relayed as is: the parser only tracks where the answer ends, no body piece is copied out of it.
+          parser[Parser.kOnBody] = raw ? undefined : onBody;
           return method === 'HEAD' ? 1 : 0;
         };
-        parser[Parser.kOnBody] = (chunk: Buffer): void => {
+        const onBody = (chunk: Buffer): void => {
           if (!finished && !extra) pieces.push(chunk);
         };
+        parser[Parser.kOnBody] = onBody;
         parser[Parser.kOnMessageComplete] = (): void => {
           if (gotHead && !extra) responseDone = true; // otherwise: the end of an interim answer
         };
@@ -206,17 +241,40 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           if (finished) return;
           sawHeadThisRead = false;
           let r: number | Error | undefined;
+          /** Body bytes of this read to relay as they are (raw). */
+          let rawPiece: Buffer | null = null;
           try {
-            r = chunk === EOF ? parser.finish() : parser.execute(chunk);
+            if (chunk === EOF) r = parser.finish();
+            else if (raw) {
+              r = parser.execute(chunk);
+              rawPiece = chunk;
+            } else if (!gotHead && method !== 'HEAD') {
+              // The head is parsed on its own, so that the body bytes after it can be relayed as is. Only a head that
+              // starts and ends in this read is split off (its first CRLF CRLF is its end); one spread over reads
+              // (rare: dockerd writes its head at once) is parsed the usual way.
+              const end = firstRead ? chunk.indexOf(HEAD_END) : -1;
+              firstRead = false;
+              rawPossible = end >= 0;
+              r = parser.execute(rawPossible ? chunk.subarray(0, end + 4) : chunk);
+              rawPossible = false;
+              if (!(r instanceof Error) && end >= 0 && end + 4 < chunk.length) {
+                const rest = chunk.subarray(end + 4);
+                if (raw) rawPiece = rest;
+                r = parser.execute(rest);
+              }
+            } else r = parser.execute(chunk);
           } catch (err) {
             r = err as Error;
           }
           if (chunk === EOF && !responseDone) fail(new Error('dockerd closed the connection before its answer was complete'));
+          // Bytes after the answer in a read relayed as is cannot be told apart from it: nothing of that read goes on.
+          else if (rawPiece !== null && extra) fail(new Error('dockerd sent bytes after its answer'));
           // Garbage after a complete answer does not spoil that answer; the connection is destroyed in settle().
           else if (r instanceof Error && !(extra && responseDone)) fail(new Error(`dockerd's answer could not be parsed (${(r as NodeJS.ErrnoException).code ?? r.message})`));
           else if (!finished) {
-            const delivered = pieces.length > 0;
-            if (delivered) guard(() => handlers.body(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)));
+            const delivered = pieces.length > 0 || (rawPiece !== null && rawPiece.length > 0);
+            if (rawPiece !== null && rawPiece.length > 0) guard(() => handlers.body(rawPiece!));
+            else if (pieces.length > 0) guard(() => handlers.body(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)));
             pieces = [];
             if (responseDone && !finished) {
               finished = true;

@@ -35,7 +35,9 @@ export function upstreamJson(upstream: DockerUpstream, path: string): Promise<{ 
       reject(err);
     };
     exchange = upstream.exchange('GET', path, ['Host', 'docker'], { kind: 'buffer', body: null }, {
-      head: (s) => (status = s),
+      head: (s) => {
+        status = s;
+      },
       body: (chunk) => {
         size += chunk.length;
         if (size > MAX_ANSWER) fail(new Error('the answer from dockerd is too large'));
