@@ -92,6 +92,23 @@ describe('serveConnection', () => {
     expect(p.log).toEqual(['request GET /a', 'answering /a', 'request GET /b', 'answering /b']);
   });
 
+  it('answers thousands of pipelined requests answered at once, one after the other (never nested in each other)', async () => {
+    let depth = 0;
+    let deepest = 0;
+    const p = await serve({
+      request: (req, answer) => {
+        deepest = Math.max(deepest, ++depth);
+        answerOk('', undefined, req.url === '/first' ? 30 : undefined)(req, answer); // the others queue up meanwhile
+        depth--;
+      },
+    });
+    const n = 5000;
+    p.client.write('GET /first HTTP/1.1\r\nHost: d\r\n\r\n');
+    p.client.write('GET /x HTTP/1.1\r\nHost: d\r\n\r\n'.repeat(n));
+    await vi.waitFor(() => expect(p.wire().length).toBe(ok('').length * (n + 1)), { timeout: 5000 });
+    expect(deepest).toBe(1);
+  });
+
   it('reassembles a head split across writes, with more headers than llhttp hands over at once', async () => {
     const p = await serve({ request: (req, a) => (p.log.push(`${req.rawHeaders.length} ${req.rawHeaders.slice(-2).join('=')}`), answerOk('')(req, a)) });
     const headers = Array.from({ length: 40 }, (_, i) => `X-H${i}: v${i}\r\n`).join('');

@@ -147,7 +147,10 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
   const onData = (chunk: Buffer): void => {
     if (state !== 'http') return;
     const r = parser.execute(chunk);
-    if (r instanceof Error) parseFailed(r.code ?? 'parse error');
+    if (r instanceof Error) {
+      // An answer given during this execute may have closed the connection already: then nothing more is answered.
+      if (state === 'http') parseFailed(r.code ?? 'parse error');
+    }
     else if (upgradeTurn) {
       state = 'upgraded';
       socket.off('data', onData);
@@ -221,7 +224,9 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
       if (current !== entry) return;
       current = null;
       if (close) linger();
-      else pump();
+      // Not from here: an answer given at once (a denial) would start the next request inside this one's stack,
+      // and a read full of pipelined requests would nest that deep.
+      else queueMicrotask(pump);
     });
     handlers.request(turn.req, entry.answer);
   }
