@@ -354,6 +354,8 @@ describe('revocation', () => {
       return res.status === 403 && res.json<{ message: string }>().message === REVOKED;
     }, 10_000, 50);
     console.log(`revocation → refused on an open connection after ${Date.now() - started} ms`);
+    // The other Defender gets the same push on its own stream: it converges within seconds too, not at the same instant.
+    await untilPs('prod-a to refuse the revoked certificate', prodA.host, bruceOld.dir, { ok: false, message: REVOKED }, 10_000);
     expect(await dockerPs(prodA.host, bruceOld.dir)).toEqual({ ok: false, message: `Error response from daemon: ${REVOKED}` });
     expect(await dockerPs(`tcp://127.0.0.1:${devAPort}`, bruce.dir)).toMatchObject({ ok: true }); // only that certificate
     expect(await dockerPs(prodA.host, bruce.dir)).toMatchObject({ ok: true });
