@@ -109,6 +109,26 @@ describe('serveConnection', () => {
     expect(deepest).toBe(1);
   });
 
+  it.each([
+    ['33 requests', 'GET /q HTTP/1.1\r\nHost: d\r\n\r\n'.repeat(33)],
+    ['a body over 1 MiB', `POST /q HTTP/1.1\r\nHost: d\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n${'x'.repeat(2 * 1024 * 1024)}`],
+  ])('stops reading while what waits behind an answer is over its limit (%s), and reads on once its turn comes', async (_what, behind) => {
+    let release = (): void => undefined;
+    const p = await serve({
+      request: (req, answer) => {
+        if (req.url === '/slow') release = () => answerOk('')(req, answer);
+        else req.readBody({ data: () => undefined, end: () => answerOk('')(req, answer), error: () => undefined });
+      },
+    });
+    p.client.write(`GET /slow HTTP/1.1\r\nHost: d\r\n\r\n${behind}`);
+    await vi.waitFor(() => expect(p.log).toEqual(['request GET /slow']));
+    await vi.waitFor(() => expect(p.server.isPaused()).toBe(true));
+    release();
+    const answers = behind.startsWith('GET') ? 34 : 2;
+    await vi.waitFor(() => expect(p.wire().length).toBe(ok('').length * answers), { timeout: 5000 });
+    expect(p.server.isPaused()).toBe(false);
+  });
+
   it('reassembles a head split across writes, with more headers than llhttp hands over at once', async () => {
     const p = await serve({ request: (req, a) => (p.log.push(`${req.rawHeaders.length} ${req.rawHeaders.slice(-2).join('=')}`), answerOk('')(req, a)) });
     const headers = Array.from({ length: 40 }, (_, i) => `X-H${i}: v${i}\r\n`).join('');
