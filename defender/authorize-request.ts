@@ -138,13 +138,32 @@ export function authorizeRequest(ctx: DefenderContext, req: IncomingRequest): Au
   return { ok: true, identity: id, classification, decision };
 }
 
+/** The request path as received, never the query string (it may carry values). */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * The audit line of a request the HTTP parser refused (`culprit`: its head, when that was parsed), with the
+ * connection's user even though what was asked cannot be told.
+ */
+export function recordMalformed(ctx: DefenderContext, socket: TLSSocket, culprit: IncomingRequest | null, reason: string): void {
+  const identity = identityOf(socket);
+  ctx.audit.write({
+    time: new Date().toISOString(), user: identity?.user ?? null, groups: identity?.groups ?? [], host: ctx.hostName, action: 'unknown',
+    method: culprit?.method ?? '', path: pathOf(culprit?.url ?? ''), decision: 'reject', rule: null, status: 400,
+    client: socket.remoteAddress ?? null, reason,
+  });
+  ctx.metrics.countRequest('unknown', 'reject');
+}
+
 /** Writes the one audit line and counts the request. */
 export function record(ctx: DefenderContext, req: IncomingRequest, auth: Authorization, outcome: { status: number | null; error?: DrawbridgeError; secrets?: AuditSecrets }, startedAt: number): void {
   const action = auth.ok ? auth.classification.action : auth.action;
   const decision = outcome.error === undefined ? 'allow' : auth.ok || auth.decision === null ? 'reject' : 'deny';
   const d = auth.ok ? auth.decision : auth.decision;
-  const q = req.url.indexOf('?');
-  const path = q < 0 ? req.url : req.url.slice(0, q); // as received, never the query string (it may carry values)
+  const path = pathOf(req.url);
   ctx.audit.write({
     time: new Date().toISOString(),
     user: auth.identity?.user ?? null,

@@ -110,10 +110,6 @@ export class ClientAnswer {
     this.socket.destroy();
   }
 
-  get writableLength(): number {
-    return this.socket.writableLength + this.outBytes;
-  }
-
   onDrain(cb: () => void): void {
     this.flush();
     if (this.socket.writableNeedDrain) this.socket.once('drain', cb);

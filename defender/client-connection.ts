@@ -25,8 +25,7 @@
  *   (`sweep`); a request in progress, however long (an upload, `logs -f`), is never cut.
  */
 import type { TLSSocket } from 'node:tls';
-import { defenderErrors } from './errors.js';
-import { answerHead, reasonPhrase } from './http-head.js';
+import { closingErrorAnswer, defenderErrors } from './errors.js';
 import { ClientAnswer } from './client-answer.js';
 import { IncomingRequest, type RequestFlow } from './incoming-request.js';
 import { HttpParser, methods, type NodeHttpParser } from './llhttp.js';
@@ -35,8 +34,8 @@ const MAX_WAITING_BYTES = 1024 * 1024;
 const MAX_WAITING_REQUESTS = 32;
 const LINGER_MS = 2_000;
 const LINGER_BYTES = 16 * 1024 * 1024;
-export const HEADERS_TIMEOUT_MS = 60_000;
-export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const HEADERS_TIMEOUT_MS = 60_000;
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface ConnectionHandlers {
   /** An ordinary request, in its turn. */
@@ -207,8 +206,7 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
     if (turn.kind === 'malformed') {
       current = { req: turn.req, answer: null };
       handlers.malformed(socket, turn.req, turn.reason);
-      const body = JSON.stringify({ message: `[Drawbridge] ${turn.reason}` });
-      socket.write(answerHead(400, reasonPhrase(400), ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body))], 'Connection: close\r\n') + body, 'latin1');
+      socket.write(closingErrorAnswer(defenderErrors.bad_request(`[Drawbridge] ${turn.reason}`)));
       linger();
       return;
     }

@@ -14,9 +14,9 @@ import type { Duplex } from 'node:stream';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
 import type { DockerUpstream } from './docker-upstream.js';
-import { defenderErrors } from './errors.js';
+import { closingErrorAnswer, defenderErrors } from './errors.js';
 import { endToEndHeaders } from './forward-request.js';
-import { answerHead, reasonPhrase } from './http-head.js';
+import { answerHead } from './http-head.js';
 import type { IncomingRequest } from './incoming-request.js';
 import { checkFraming, checkJsonBody } from './request-body.js';
 
@@ -31,8 +31,7 @@ function rawHead(socket: Duplex, status: number, message: string, rawHeaders: re
 }
 
 function writeRawError(socket: Duplex, error: DrawbridgeError): void {
-  const body = JSON.stringify({ message: error.expose ? error.message : 'internal error in the Drawbridge Defender' });
-  socket.end(answerHead(error.status, reasonPhrase(error.status), ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Connection', 'close']) + body);
+  socket.end(closingErrorAnswer(error));
 }
 
 /** Reads exactly `length` bytes that follow the request head; returns them and whatever came after. */

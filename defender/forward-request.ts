@@ -12,7 +12,7 @@ import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { authorizeRequest, record, type DefenderContext } from './authorize-request.js';
 import type { ClientAnswer } from './client-answer.js';
 import type { DockerUpstream, UpstreamExchange, UpstreamHandlers } from './docker-upstream.js';
-import { defenderErrors } from './errors.js';
+import { defenderErrors, dockerErrorBody } from './errors.js';
 import { reasonPhrase } from './http-head.js';
 import type { IncomingRequest } from './incoming-request.js';
 import { checkFraming, checkJsonBody, readBody, type Framing } from './request-body.js';
@@ -61,7 +61,7 @@ export function sendDockerError(res: ClientAnswer, error: DrawbridgeError, close
     res.destroy();
     return;
   }
-  const body = Buffer.from(JSON.stringify({ message: error.expose ? error.message : 'internal error in the Drawbridge Defender' }));
+  const body = dockerErrorBody(error);
   res.writeHead(error.status, reasonPhrase(error.status), ['Content-Type', 'application/json', 'Content-Length', String(body.length)], close);
   res.end(body);
 }

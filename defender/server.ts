@@ -16,7 +16,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { identityOf, rememberIdentity, type DefenderContext } from './authorize-request.js';
+import { recordMalformed, rememberIdentity, type DefenderContext } from './authorize-request.js';
 import { serveConnection, type ClientConnection } from './client-connection.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { forwardHijack } from './forward-hijack.js';
@@ -126,15 +126,7 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
         req.socket.destroy();
       });
     },
-    malformed: (socket: TLSSocket, culprit: IncomingRequest | null, reason: string): void => {
-      const identity = identityOf(socket); // who sent it, even though we cannot tell what it was
-      ctx.audit.write({
-        time: new Date().toISOString(), user: identity?.user ?? null, groups: identity?.groups ?? [], host: ctx.hostName, action: 'unknown',
-        method: culprit?.method ?? '', path: (culprit?.url ?? '').split('?')[0]!, decision: 'reject', rule: null, status: 400,
-        client: socket.remoteAddress ?? null, reason,
-      });
-      ctx.metrics.countRequest('unknown', 'reject');
-    },
+    malformed: (socket: TLSSocket, culprit: IncomingRequest | null, reason: string): void => recordMalformed(ctx, socket, culprit, reason),
   };
   const options = { maxHeaderSize: MAX_HEADER_SIZE, closing: () => closing };
   server.on('secureConnection', (socket: TLSSocket) => {
