@@ -6,16 +6,15 @@
  * - Console mode (`--console`): enrols, then takes rules, revocations and its listener from the Console
  *   (console-mode.ts); a configuration or enrolment problem is also exit 2.
  * - SIGTERM/SIGINT: graceful shutdown (see server.ts), exit 0.
+ * - It runs in a worker thread of the `drawbridge defender` process (defender-thread.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { setDefaultHighWaterMark } from 'node:stream';
-import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { RulesError } from '../shared/policy/access-rules.js';
 import type { Policy } from '../shared/policy/evaluate-policy.js';
 import { openAuditLog } from './audit-log.js';
 import type { DefenderContext } from './authorize-request.js';
-import { DEFENDER_USAGE, parseDefenderConfig, splitHostPort, type DefenderConfig, type FileModeConfig } from './config.js';
+import { splitHostPort, type DefenderConfig, type FileModeConfig } from './config.js';
 import { startConsoleDefender } from './console-mode.js';
 import { dockerUpstream } from './docker-upstream.js';
 import { defenderErrors } from './errors.js';
@@ -23,6 +22,7 @@ import { stderrLogger, type Logger } from './log.js';
 import { DefenderMetrics } from './metrics.js';
 import { loadPolicyFile, watchPolicyFile } from './rules-source.js';
 import { buildDefender, type DefenderServer } from './server.js';
+import { runInWorkerThread } from './worker-thread.js';
 
 export { buildDefender } from './server.js';
 export { parseDefenderConfig, type DefenderConfig } from './config.js';
@@ -103,34 +103,25 @@ async function startFileDefender(config: FileModeConfig, log: Logger): Promise<R
   };
 }
 
-/** `drawbridge defender …` */
-export async function runDefender(argv: readonly string[]): Promise<number> {
-  // The Defender process is a proxy: with Node's 16 KiB default, every 32 KiB chunk dockerd streams (docker cp,
-  // save, export, logs) filled the client socket's buffer, paused dockerd's socket and resumed it a tick later —
-  // three epoll calls and an extra TLS write per chunk. Backpressure still applies, at 256 KiB per stream.
-  setDefaultHighWaterMark(false, 256 * 1024);
-  const log = stderrLogger();
-  let running: RunningDefender;
-  try {
-    const config = parseDefenderConfig(argv);
-    if (config === null) {
-      process.stdout.write(DEFENDER_USAGE);
-      return 0;
-    }
-    running = await startDefender(config, log);
-  } catch (e) {
-    if (e instanceof DrawbridgeError) {
-      process.stderr.write(`drawbridge defender: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  return new Promise((resolve) => {
-    const shutdown = (signal: string): void => {
-      log.info('shutting down', { signal });
-      running.stop().then(() => resolve(0), () => resolve(1));
-    };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
-  });
+/** What the Defender's thread gets from the process (defender-thread.ts). */
+export interface DefenderThreadData {
+  readonly argv: readonly string[];
+}
+
+/**
+ * The young generation of the Defender's thread: 96 MiB, i.e. semi-spaces of 32 MiB instead of Node's 16. Measured
+ * with 16 keep-alive clients on `/_ping`: with 16 MiB, each scavenge (about one per 12 MB allocated, every 100 ms)
+ * found 2 MB still alive and promoted 2 MB more, and took 4–9 ms; with 32 MiB, 50 KB survived, nothing was promoted
+ * and scavenges took about 1 ms. p99 latency fell from 11–13 ms to about 5 ms and the Defender's CPU per request
+ * by about a quarter. It costs at most 48 MiB more memory.
+ */
+const DEFENDER_THREAD_LIMITS = { maxYoungGenerationSizeMb: 96 } as const;
+
+/**
+ * `drawbridge defender …`: the Defender runs in a worker thread of the process (defender-thread.ts), whose young
+ * generation can be sized; the process's exit code is the thread's.
+ */
+export function runDefender(argv: readonly string[]): Promise<number> {
+  const data: DefenderThreadData = { argv: [...argv] };
+  return runInWorkerThread(new URL('./defender-thread.js', import.meta.url), data, DEFENDER_THREAD_LIMITS, 'drawbridge defender');
 }

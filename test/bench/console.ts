@@ -251,8 +251,8 @@ async function main(): Promise<void> {
   const pid = cp.child.pid!;
   onCleanup(async () => {
     await cp.stop();
-    // The preload names its file after the Defender it was written for.
-    if (profileDir) await rename(join(profileDir, `defender-${pid}.cpuprofile`), join(profileDir, `console-${pid}.cpuprofile`));
+    // The preload names its file defender-<pid>-<thread>; the Console runs on the main thread (0).
+    if (profileDir) await rename(join(profileDir, `defender-${pid}-0.cpuprofile`), join(profileDir, `console-${pid}.cpuprofile`));
   });
   await cp.adminToken();
   const memory: Array<[string, Memory]> = [];
