@@ -63,16 +63,38 @@ export function normalizeSerial(serial: string): string {
 
 const NO_POLICY: Decision = { allowed: false, rule: null, index: null, reason: 'this Defender has no policy yet' };
 
+/**
+ * Identities already read, by certificate (DER, base64): parsing one with @peculiar/x509 takes 0.4 ms or more, on
+ * every new connection, and the docker CLI opens one per command. The identity is a function of the certificate
+ * alone (revocation is checked per request, by serial), so a certificate seen before needs no parsing. Bounded:
+ * the oldest entry leaves when the map is full.
+ */
+const identities = new Map<string, Identity | IdentityError>();
+const MAX_IDENTITIES = 1024;
+
+function identityOfCertificate(der: Buffer): Identity | IdentityError {
+  const key = der.toString('base64');
+  let identity = identities.get(key);
+  if (identity !== undefined) return identity;
+  try {
+    identity = identityFromCertificate(new Uint8Array(der));
+  } catch (err) {
+    identity = err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read');
+  }
+  if (identities.size >= MAX_IDENTITIES) identities.delete(identities.keys().next().value!);
+  identities.set(key, identity);
+  return identity;
+}
+
 /** Reads the identity of a freshly verified TLS connection (call on 'secureConnection'). */
 export function rememberIdentity(socket: TLSSocket): void {
   let serial: string | undefined;
   let identity: Identity | IdentityError;
-  try {
-    const cert = socket.getPeerCertificate(false);
-    if (cert.serialNumber) serial = normalizeSerial(cert.serialNumber);
-    identity = identityFromCertificate(new Uint8Array(cert.raw));
-  } catch (err) {
-    identity = err instanceof IdentityError ? err : new IdentityError('the client certificate could not be read');
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) identity = new IdentityError('the client certificate could not be read');
+  else {
+    serial = normalizeSerial(cert.serialNumber);
+    identity = identityOfCertificate(cert.raw);
   }
   peers.set(socket, { identity, serial, policy: null, decisions: new Map() });
 }

@@ -357,6 +357,24 @@ describe('identity', () => {
     expect(await containerNames(dockerHost(), name)).toEqual([]);
   });
 
+  it('reads each new connection\'s identity from its own certificate, also for certificates it saw before', async () => {
+    // Identities are kept by certificate: alternating certificates on fresh connections must never get another's.
+    const order = ['lister', 'nocn', 'alice', 'lister', 'alice', 'nocn', 'lister'];
+    const mark = await auditCount();
+    for (const who of order) {
+      const client = await open(who);
+      await client.write(rawRequest('GET', '/containers/json', {}, undefined));
+      expect((await client.readResponse()).status).toBe(who === 'nocn' ? 403 : 200);
+      client.destroy();
+    }
+    const lines = await auditSince(mark, order.length);
+    expect(lines.map((l) => [l.user, l.groups, l.decision])).toEqual(order.map((who) => ({
+      lister: ['lister', [], 'allow'],
+      alice: ['alice', ['devs'], 'allow'],
+      nocn: [null, [], 'reject'],
+    })[who]));
+  });
+
   it('refuses an upgrade from a certificate without a CN with 403 too', async () => {
     const container = await daemonContainer(['sleep', '600']);
     const client = await open('nocn');
