@@ -4,7 +4,7 @@
  * without TLS).
  */
 import { request, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { upstreamPool, type RequestBody, type UpstreamExchange, type UpstreamHandlers } from './upstream-exchange.js';
 
 export type { RequestBody, UpstreamExchange, UpstreamHandlers } from './upstream-exchange.js';
@@ -26,13 +26,14 @@ export function dockerUpstream(url: string): DockerUpstream {
         const u = new URL(url.replace(/^tcp:/, 'http:'));
         return { host: u.hostname, port: Number(u.port) };
       })();
-  const connectRaw = (): Socket => ('socketPath' in target ? connect(target.socketPath) : connect(target.port, target.host).setNoDelay(true));
+  const connectRaw = (onread?: OnReadOpts): Socket =>
+    'socketPath' in target ? connect({ path: target.socketPath, ...(onread ? { onread } : {}) }) : connect({ port: target.port, host: target.host, ...(onread ? { onread } : {}) }).setNoDelay(true);
   const pool = upstreamPool(connectRaw);
   return {
     url,
     exchange: (method, path, rawHeaders, body, handlers) => pool.exchange(method, path, rawHeaders, body, handlers),
     requestDedicated: (method, path, headers) =>
-      request({ ...target, agent: false, createConnection: connectRaw, method, path, headers: headers as OutgoingHttpHeaders, setHost: false }),
+      request({ ...target, agent: false, createConnection: () => connectRaw(), method, path, headers: headers as OutgoingHttpHeaders, setHost: false }),
     close: () => pool.close(),
   };
 }

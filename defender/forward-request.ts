@@ -157,16 +157,16 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
       streaming = true;
       return relayChunks || framing === 'length';
     },
-    body(chunk) {
+    body(chunk, keep) {
       if (held) {
         held.size += chunk.length;
         if (held.size > held.transform.maxBytes) refuseHeld(held.transform.refusal('it is too large'));
-        else held.chunks.push(Buffer.from(chunk)); // the chunk may be a view of a buffer the parser reuses
+        else held.chunks.push(Buffer.from(chunk)); // the chunk may lie in a read buffer that is reused
         return;
       }
       // Reading from dockerd stops only once a megabyte waits for the client, and resumes when it caught up: while
       // the client drains what is queued, dockerd's next bytes are already on their way (as with two piped streams).
-      if (!res.write(chunk) && !waitingDrain) {
+      if (!res.write(chunk, keep?.()) && !waitingDrain) {
         waitingDrain = true;
         up.pause();
         res.onDrain(resume);

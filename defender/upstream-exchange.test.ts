@@ -34,9 +34,9 @@ async function listen(server: Server): Promise<string> {
 
 function pool(path: string): { pool: UpstreamPool; connections: () => number } {
   let n = 0;
-  const p = upstreamPool(() => {
+  const p = upstreamPool((onread) => {
     n++;
-    return connect(path);
+    return connect({ path, onread });
   });
   cleanups.push(() => p.close());
   return { pool: p, connections: () => n };

@@ -13,9 +13,10 @@
  *   connection that receives anything) destroys it, so no answer can ever be read as another request's.
  * - Interim 1xx answers are skipped (as http.ClientRequest does); the final answer is relayed.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { requestHead } from './http-head.js';
 import { HttpParser as Parser, type NodeHttpParser } from './llhttp.js';
+import { ReadBuffers, type Keep } from './read-buffers.js';
 
 const MAX_FREE = 64;
 const MAX_OPEN = 256;
@@ -27,8 +28,12 @@ export interface UpstreamHandlers {
    * byte: only for a length or chunked body, and only when the head arrived whole in one read.
    */
   head(status: number, statusMessage: string, rawHeaders: string[], framing: AnswerFraming): boolean | void;
-  /** A piece of the answer's body: de-framed, or as dockerd framed it if `head` asked so. */
-  body(chunk: Buffer): void;
+  /**
+   * A piece of the answer's body: de-framed (a buffer of its own), or as dockerd framed it if `head` asked so. Such a
+   * relayed piece lies in a reused read buffer (read-buffers.ts): valid until this call returns unless `keep` is
+   * called, then until the release it returns is called.
+   */
+  body(chunk: Buffer, keep?: Keep): void;
   /** Everything read so far was delivered and the answer is not complete (a streaming answer: flush the head). */
   idle(): void;
   /** The answer is complete. */
@@ -78,7 +83,7 @@ interface PooledConnection {
   readonly socket: Socket;
   readonly parser: NodeHttpParser;
   /** The exchange that owns the connection, or null while it idles in the pool. */
-  onData: ((chunk: Buffer) => void) | null;
+  onData: ((chunk: Buffer, keep: Keep) => void) | null;
   onGone: ((err: Error) => void) | null;
   dead: boolean;
 }
@@ -88,7 +93,9 @@ export interface UpstreamPool {
   close(): void;
 }
 
-export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
+/** `connectRaw(onread)`: a new connection to dockerd that reads through `onread`. */
+export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): UpstreamPool {
+  const buffers = new ReadBuffers();
   const free: PooledConnection[] = [];
   const waiting: Array<(c: PooledConnection) => void> = [];
   let open = 0;
@@ -108,21 +115,22 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
 
   function fresh(): PooledConnection {
     open++;
-    const socket = connectRaw();
+    const socket = connectRaw(
+      buffers.reader((chunk, keep) => {
+        if (c.onData) c.onData(chunk, keep);
+        else gone(new Error('dockerd sent bytes on an idle connection'));
+      }),
+    );
     const c: PooledConnection = { socket, parser: new Parser(), onData: null, onGone: null, dead: false };
     const gone = (err: Error): void => {
       const onGone = c.onGone;
       destroy(c);
       onGone?.(err);
     };
-    socket.on('data', (chunk: Buffer) => {
-      if (c.onData) c.onData(chunk);
-      else gone(new Error('dockerd sent bytes on an idle connection'));
-    });
     socket.on('error', gone);
     socket.on('end', () => {
       // Only an answer delimited by the end of the connection may end here; the exchange decides (parser.finish).
-      if (c.onData) c.onData(EOF);
+      if (c.onData) c.onData(EOF, KEEP_NOTHING);
       else gone(new Error('dockerd closed the connection'));
     });
     socket.on('close', () => gone(new Error('dockerd closed the connection')));
@@ -237,7 +245,7 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           if (gotHead && !extra) responseDone = true; // otherwise: the end of an interim answer
         };
         c.onGone = fail;
-        c.onData = (chunk: Buffer): void => {
+        c.onData = (chunk: Buffer, keep: Keep): void => {
           if (finished) return;
           sawHeadThisRead = false;
           let r: number | Error | undefined;
@@ -273,7 +281,7 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
           else if (r instanceof Error && !(extra && responseDone)) fail(new Error(`dockerd's answer could not be parsed (${(r as NodeJS.ErrnoException).code ?? r.message})`));
           else if (!finished) {
             const delivered = pieces.length > 0 || (rawPiece !== null && rawPiece.length > 0);
-            if (rawPiece !== null && rawPiece.length > 0) guard(() => handlers.body(rawPiece!));
+            if (rawPiece !== null && rawPiece.length > 0) guard(() => handlers.body(rawPiece!, keep));
             else if (pieces.length > 0) guard(() => handlers.body(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)));
             pieces = [];
             if (responseDone && !finished) {
@@ -375,3 +383,4 @@ export function upstreamPool(connectRaw: () => Socket): UpstreamPool {
 
 /** Marks the end of dockerd's side of the connection in `onData`. */
 const EOF = Buffer.alloc(0);
+const KEEP_NOTHING: Keep = () => () => {};

@@ -2,7 +2,11 @@
 // request smuggling and ambiguous framing, and body inspection limits (paths, upgrades and identity are in
 // defender-routing.test.ts). Requests are written as raw bytes on an mTLS connection (test/support/tls-client.ts);
 // what really happened is checked on the daemon's own socket, and every decision against the audit log.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { containerNames, daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
@@ -31,7 +35,7 @@ rules:
   - name: builders-build
     effect: allow
     groups: [builders]
-    actions: [container_create, container_inspect, container_list, container_delete, docker_ping]
+    actions: [container_create, container_inspect, container_list, container_delete, container_archive, docker_ping]
 `;
 
 let dp: DefenderProcess;
@@ -320,5 +324,48 @@ describe('request bodies', () => {
     expect([res.status, res.json()]).toEqual([direct.status, direct.json()]);
     const [line] = await auditSince(mark, 1);
     expect(line).toMatchObject({ user: 'bob', action: 'container_create', decision: 'allow', status: null });
+  });
+});
+
+describe('answers streamed back', () => {
+  /** The sha256 of an answer's body, read with the given pauses (ms after how many bytes): a client slower than dockerd. */
+  function digest(send: (onAnswer: (res: IncomingMessage) => void) => ClientRequest, pauses: ReadonlyArray<readonly [number, number]> = []): Promise<{ status: number; bytes: number; sha256: string }> {
+    return new Promise((resolve, reject) => {
+      const req = send((res) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        let next = 0;
+        res.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          bytes += chunk.length;
+          if (next < pauses.length && bytes >= pauses[next]![0]) {
+            res.pause();
+            setTimeout(() => res.resume(), pauses[next++]![1]);
+          }
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, sha256: hash.digest('hex') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('a client that stops reading now and then gets a 32 MiB archive byte for byte as dockerd sends it', async () => {
+    const size = 32 * 1024 * 1024;
+    const name = unique('archive');
+    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, JSON.parse(createBody(inject('testImage'), ['sh', '-c', `head -c ${size} /dev/urandom > /data.bin`])));
+    expect(created.status, created.body).toBe(201);
+    expect((await daemonRequest(dockerHost(), 'POST', `/containers/${name}/start`)).status).toBe(204);
+    expect((await daemonRequest(dockerHost(), 'POST', `/containers/${name}/wait`)).json()).toMatchObject({ StatusCode: 0 });
+    const path = `/containers/${name}/archive?path=/data.bin`;
+    const direct = await digest((cb) => httpRequest({ socketPath: dockerHost().slice('unix://'.length), path }, cb));
+    expect(direct.status).toBe(200);
+    expect(direct.bytes).toBeGreaterThan(size);
+    const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(join(certs.bob!, f))));
+    // Each pause outlasts what the kernel's socket buffers hold at dockerd's pace: the Defender has to hold dockerd back.
+    const pauses = [[1 << 20, 400], [12 << 20, 400], [24 << 20, 400]] as const;
+    const through = await digest((cb) => httpsRequest({ host: '127.0.0.1', port: dp.port, path, ca, cert, key, agent: false }, cb), pauses);
+    expect(through).toEqual(direct);
   });
 });
