@@ -15,6 +15,11 @@
  *   `docker cp` of a gigabyte. What is left when the answer ends goes to the socket at once, so the next answer on
  *   the connection, or its end, always comes after it.
  * - `write` returns false once a megabyte is waiting for the client: the caller pauses its source until `onDrain`.
+ * - Client connections run with TCP_NODELAY (server.ts): an answer leaves at once. Once an answer's body passed
+ *   256 KiB it is bulk (a download, a long log): Nagle's algorithm is let merge its small writes while earlier ones
+ *   are unacknowledged (dockerd writes `logs` in pieces of a few KiB; about a sixth more throughput on 1 KiB lines),
+ *   and TCP_NODELAY is set again when the answer ends, which sends what Nagle held at once. Interactive streams
+ *   (attach, exec) are hijacked connections that never get here.
  */
 import type { TLSSocket } from 'node:tls';
 import { answerHead } from './http-head.js';
@@ -22,6 +27,8 @@ import type { IncomingRequest } from './incoming-request.js';
 import type { Release } from './read-buffers.js';
 
 const HIGH_WATER = 1024 * 1024;
+/** Body bytes after which an answer is bulk (see the header). */
+const BULK_BYTES = 256 * 1024;
 /** Waiting pieces are copied into one buffer up to this size; a larger piece leaves on its own. */
 const COPY_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -45,6 +52,9 @@ export class ClientAnswer {
   /** A socket write of this answer has not completed yet. */
   private writing = false;
   private drainCb: (() => void) | null = null;
+  private bodyBytes = 0;
+  /** TCP_NODELAY was cleared for this (bulk) answer. */
+  private nagle = false;
   private onGone: (() => void) | null = null;
 
   constructor(
@@ -102,6 +112,11 @@ export class ClientAnswer {
         this.queue(chunk, release);
         this.queue(CRLF);
       } else this.queue(chunk, release);
+      this.bodyBytes += chunk.length;
+      if (this.bodyBytes > BULK_BYTES && !this.nagle) {
+        this.nagle = true;
+        this.socket.setNoDelay(false);
+      }
     }
     return this.waitingBytes < HIGH_WATER;
   }
@@ -112,6 +127,7 @@ export class ClientAnswer {
     if (this.framing === 'chunked') this.queue(LAST_CHUNK);
     this.ended = true;
     this.flushAll();
+    if (this.nagle) this.socket.setNoDelay(true);
     this.done(this.closeAfter);
   }
 

@@ -130,6 +130,9 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
   };
   const options = { maxHeaderSize: MAX_HEADER_SIZE, closing: () => closing };
   server.on('secureConnection', (socket: TLSSocket) => {
+    // `noDelay` above set TCP_NODELAY on the TCP socket; this tells the TLS socket, whose own setNoDelay(false) would
+    // otherwise do nothing (ClientAnswer clears it for a bulk answer, then sets it again).
+    socket.setNoDelay(true);
     rememberIdentity(socket);
     const connection = serveConnection(socket, handlers, options);
     connections.add(connection);
