@@ -6,7 +6,8 @@
  * - `rps`: N keep-alive connections, each with one request in flight (no pipelining); one request buffer is
  *   written over and over, responses are framed by ResponseReader without copying bodies. Requests sent after
  *   the warm-up and answered before the end are counted, their latency kept in a preallocated array.
- * - `stream`: one request, the body counted and discarded; MB/s from the request write to the last byte.
+ * - `stream`: one request, the body counted and discarded; MB/s from the request write to the last byte. A target
+ *   that sends nothing for 60 s fails the job (HAProxy 2.6 once stalled for good in the middle of a 1 GiB archive).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { ResponseReader } from './http-response.js';
+
+const STREAM_STALL_MS = 60_000;
 
 export type Target =
   | { readonly kind: 'unix'; readonly socketPath: string }
@@ -163,7 +166,12 @@ async function runStream(job: StreamJob): Promise<StreamResult> {
   const started = performance.now();
   const { status, bytes } = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
     const reader = new ResponseReader((s, b) => resolve({ status: s, bytes: b }));
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      reader.push(chunk);
+    });
+    socket.setTimeout(STREAM_STALL_MS, () => reject(new Error(`stalled: nothing for ${STREAM_STALL_MS / 1000} s after ${received} bytes`)));
     socket.on('error', reject).on('close', () => {
       reader.end();
       reject(new Error('the connection closed before the response ended'));
