@@ -1,6 +1,7 @@
 /**
  * ClientAnswer's handling of pieces that lie in reused read buffers (read-buffers.ts), on a real TCP connection: a
- * piece is given back only once the socket wrote it or it was copied, exactly once, also when the client goes away.
+ * piece is given back only once the socket wrote it or it was copied, exactly once, also when the client goes away;
+ * and TCP_NODELAY is cleared for a bulk answer only, then set again.
  * The server side is a plain net socket handed over as a TLSSocket (ClientAnswer uses only the socket API).
  */
 import { connect, createServer, type Socket } from 'node:net';
@@ -73,5 +74,23 @@ describe('ClientAnswer with pieces of read buffers', () => {
     await vi.waitFor(() => expect([...given].sort()).toEqual([0, 1, 2, 3, 4]));
     expect(answer.write(Buffer.from('late'), () => given.push(9))).toBe(false);
     expect(given.filter((g) => g === 9)).toHaveLength(1); // refused, given back at once
+  });
+
+  it('lets Nagle merge the writes of an answer only once its body passed 256 KiB, and sets TCP_NODELAY again at its end', async () => {
+    const { server, received } = await pair();
+    const noDelay = vi.spyOn(server, 'setNoDelay');
+    const small = answerOn(server);
+    small.writeHead(200, 'OK', ['Content-Length', '4']);
+    small.end(Buffer.from('tiny'));
+    expect(noDelay).not.toHaveBeenCalled();
+    const bulk = answerOn(server);
+    bulk.writeHead(200, 'OK', []); // chunked: dockerd's `logs`
+    for (let i = 0; i < 256; i++) bulk.write(Buffer.alloc(1024, 'l'));
+    expect(noDelay).not.toHaveBeenCalled(); // exactly 256 KiB: still answered piece by piece
+    bulk.write(Buffer.from('one more'));
+    expect(noDelay.mock.calls).toEqual([[false]]);
+    bulk.end();
+    expect(noDelay.mock.calls).toEqual([[false], [true]]);
+    await vi.waitFor(() => expect(received().toString('latin1')).toMatch(/one more\r\n0\r\n\r\n$/));
   });
 });

@@ -103,20 +103,20 @@ export class ClientAnswer {
    * (read-buffers.ts), given back once the piece was written or dropped.
    */
   write(chunk: Buffer, release?: Release): boolean {
-    if (this.ended || chunk.length === 0 || this.framing === 'none') release?.();
-    if (this.ended) return false;
-    if (!this.headersSent) throw new Error('the answer body came before its head');
-    if (chunk.length > 0 && this.framing !== 'none') {
-      if (this.framing === 'chunked') {
-        this.queue(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
-        this.queue(chunk, release);
-        this.queue(CRLF);
-      } else this.queue(chunk, release);
-      this.bodyBytes += chunk.length;
-      if (this.bodyBytes > BULK_BYTES && !this.nagle) {
-        this.nagle = true;
-        this.socket.setNoDelay(false);
-      }
+    if (!this.ended && !this.headersSent) throw new Error('the answer body came before its head');
+    if (this.ended || chunk.length === 0 || this.framing === 'none') {
+      release?.(); // nothing to write
+      return !this.ended && this.waitingBytes < HIGH_WATER;
+    }
+    if (this.framing === 'chunked') {
+      this.queue(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
+      this.queue(chunk, release);
+      this.queue(CRLF);
+    } else this.queue(chunk, release);
+    this.bodyBytes += chunk.length;
+    if (this.bodyBytes > BULK_BYTES && !this.nagle) {
+      this.nagle = true;
+      this.socket.setNoDelay(false);
     }
     return this.waitingBytes < HIGH_WATER;
   }
@@ -235,17 +235,12 @@ export class ClientAnswer {
   private flushAll(): void {
     const out = this.out;
     if (out.length === 0) return;
-    if (!this.socket.writable) this.drop();
-    else if (out.length === 1) {
-      const release = this.outRelease[0];
-      this.out = [];
-      this.outRelease = [];
-      this.outBytes = 0;
-      this.socket.write(out[0]!, release ? () => release() : undefined);
-    } else {
-      const all = Buffer.concat(out, this.outBytes);
-      this.drop(); // copied: nothing refers to a read buffer any more
-      this.socket.write(all);
-    }
+    // A piece written as it is is given back once written; copied ones at once.
+    const release = out.length === 1 ? (this.outRelease[0] ?? null) : null;
+    const all = out.length === 1 ? out[0]! : Buffer.concat(out, this.outBytes);
+    if (release !== null) this.outRelease = [];
+    this.drop(); // gives back what was copied (or cannot be written)
+    if (this.socket.writable) this.socket.write(all, release ?? undefined);
+    else release?.();
   }
 }

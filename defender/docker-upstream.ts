@@ -26,8 +26,9 @@ export function dockerUpstream(url: string): DockerUpstream {
         const u = new URL(url.replace(/^tcp:/, 'http:'));
         return { host: u.hostname, port: Number(u.port) };
       })();
+  // `onread`: the pool's reused read buffers (read-buffers.ts); hijacks read the usual way.
   const connectRaw = (onread?: OnReadOpts): Socket =>
-    'socketPath' in target ? connect({ path: target.socketPath, ...(onread ? { onread } : {}) }) : connect({ port: target.port, host: target.host, ...(onread ? { onread } : {}) }).setNoDelay(true);
+    'socketPath' in target ? connect({ path: target.socketPath, onread }) : connect({ port: target.port, host: target.host, onread }).setNoDelay(true);
   const pool = upstreamPool(connectRaw);
   return {
     url,

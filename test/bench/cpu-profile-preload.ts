@@ -1,7 +1,8 @@
 /**
  * Preloaded into the Defender (`NODE_OPTIONS=--import …/cpu-profile-preload.js`, since Node refuses --cpu-prof in
  * NODE_OPTIONS) by `bench:defender --profile DIR`: profiles the whole process with the inspector and writes
- * DIR/defender-<pid>-<thread>.cpuprofile for each thread when it exits (thread 1 is the Defender's: index.ts) (open it in Chrome DevTools or speedscope).
+ * DIR/defender-<pid>-<thread>.cpuprofile for each thread when it exits (thread 1 is the Defender's, see
+ * defender/defender-thread.ts; open it in Chrome DevTools or speedscope).
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
