@@ -21,10 +21,15 @@
  *   body reader answers it (a body read in progress fails with 400); a body already going to dockerd is cut with
  *   the connection, never completed. Otherwise — an error in a new head, or in the body of a request still
  *   waiting — the error is audited (`malformed`) and answered with Docker's JSON 400 in that request's turn.
+ * - llhttp parses heads; a body framed by one Content-Length or by chunks is read by the Defender itself
+ *   (body-framer.ts): the parser stops right after such a head (as after an upgrade's), the body's data goes to the
+ *   request as slices of the reads it came in (Node's parser would copy every piece into a new buffer), and the
+ *   parser takes over again after the body's last byte. Other framings are left to the parser (and refused later).
  * - A head must arrive within 60 s of its first byte, and an idle keep-alive connection is closed after 65 s
  *   (`sweep`); a request in progress, however long (an upload, `logs -f`), is never cut.
  */
 import type { TLSSocket } from 'node:tls';
+import { bodyFramer, type BodyFramer } from './body-framer.js';
 import { closingErrorAnswer, defenderErrors } from './errors.js';
 import { ClientAnswer } from './client-answer.js';
 import { IncomingRequest, type RequestFlow } from './incoming-request.js';
@@ -65,6 +70,13 @@ type Turn = { readonly kind: 'request' | 'upgrade'; readonly req: IncomingReques
 
 type State = 'http' | 'failed' | 'upgraded' | 'lingering' | 'closed';
 
+type ParseResult = ReturnType<NodeHttpParser['execute']>;
+
+/** From the head callback: the parser stops right after this head, as after an upgrade's, and skips its body. */
+const STOP_AFTER_HEAD = 2;
+
+const EMPTY = Buffer.alloc(0);
+
 export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers, opts: ConnectionOptions): ClientConnection {
   const parser: NodeHttpParser = new HttpParser();
   parser.initialize(HttpParser.REQUEST, {}, opts.maxHeaderSize, 0);
@@ -81,6 +93,10 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
   let queuePaused = false;
   let partialHeaders: string[] = [];
   let partialUrl = '';
+  /** The framing of the body being read by the Defender (of `parsing`), null while the parser has the bytes. */
+  let framer: BodyFramer | null = null;
+  /** The parser is about to call message-complete for a head it stopped after: that is not the body's end. */
+  let headOnly = false;
 
   let paused = false;
   const updateFlow = (): void => {
@@ -127,25 +143,56 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
       return 2;
     }
     parsing = req;
+    framer = bodyFramer(rawHeaders, opts.maxHeaderSize);
     waiting.push({ kind: 'request', req });
     // Its turn may come at once, before its body is parsed: the handler decides first, and a body read in progress
     // learns of a framing error in that body (and answers it) instead of the connection.
     if (current === null && waiting.length === 1) pump();
-    return 0;
+    if (framer === null) return 0;
+    headOnly = true;
+    return STOP_AFTER_HEAD;
   };
   parser[HttpParser.kOnBody] = (chunk: Buffer): void => {
     parsing?.pushBody(chunk);
   };
   parser[HttpParser.kOnMessageComplete] = (): void => {
+    if (headOnly) headOnly = false;
+    else bodyEnded();
+  };
+  function bodyEnded(): void {
     const req = parsing;
     parsing = null;
+    framer = null;
     if (readerPaused === req) readerPaused = null;
     req?.pushEnd();
-  };
+  }
+  const toBody = (piece: Buffer): void => parsing?.pushBody(piece);
 
   const onData = (chunk: Buffer): void => {
     if (state !== 'http') return;
-    const r = parser.execute(chunk);
+    // The read is the parser's up to a head it stops after, then the body's (the framer's), then the parser's again…
+    let piece = chunk;
+    let r: ParseResult = 0;
+    while (piece.length > 0 && state === 'http') {
+      if (framer !== null) {
+        let taken: number;
+        try {
+          taken = framer.take(piece, toBody);
+        } catch (err) {
+          r = err as Error & { code?: string };
+          break;
+        }
+        if (framer?.done) bodyEnded();
+        piece = taken === piece.length ? EMPTY : piece.subarray(taken);
+        continue;
+      }
+      r = parser.execute(piece);
+      if (r instanceof Error || upgradeTurn || framer === null) break;
+      // Stopped after a head whose body the framer reads. The parser now counts the connection as upgraded, and as
+      // such would let the next message's parse error pass as a byte count: it starts afresh instead.
+      parser.initialize(HttpParser.REQUEST, {}, opts.maxHeaderSize, 0);
+      piece = piece.subarray(r);
+    }
     if (r instanceof Error) {
       // An answer given during this execute may have closed the connection already: then nothing more is answered.
       if (state === 'http') parseFailed(r.code ?? 'parse error');
@@ -154,7 +201,7 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
       state = 'upgraded';
       socket.off('data', onData);
       socket.pause();
-      waiting.push({ kind: 'upgrade', req: upgradeTurn, head: chunk.subarray(r) });
+      waiting.push({ kind: 'upgrade', req: upgradeTurn, head: piece.subarray(r as number) });
       upgradeTurn = null;
       destroyParser();
     }
@@ -171,6 +218,7 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
 
   function parseFailed(code: string): void {
     state = 'failed';
+    framer = null;
     destroyParser();
     const culprit = parsing;
     parsing = null;
