@@ -6,10 +6,12 @@
  * 1. keep-alive mTLS `GET /_ping` and `GET /v1.41/containers/json` (10 containers): req/s, p50/p99, from a
  *    separate load-generator process (load-client.ts), the same one for every target; rounds rotate the order.
  * 2. `docker ps` wall time with the real CLI (a new connection and handshake each time), runs interleaved.
- * 3. Streams: `docker cp`'s archive endpoint for a 1 GiB file and `docker logs` of 256 MiB of 1 KiB lines.
+ * 3. Streams: `docker cp`'s archive endpoint for a 1 GiB file both ways (download, and upload sent chunked as the
+ *    docker CLI sends it) and `docker logs` of 256 MiB of 1 KiB lines.
  *
- * Options: --rounds 3 --duration 5 --warmup 1 --connections 16 --ps-runs 20 --archive-mib 1024 --logs-mib 256
- *          --haproxy-threads 1 --skip rps,ps,stream --profile DIR (CPU profile of the Defender, written at its exit)
+ * Options: --rounds 3 --duration 5 --warmup 1 --connections 16 --ps-runs 20 --archive-mib 1024 --upload-mib 1024
+ *          --logs-mib 256 --haproxy-threads 1 --skip rps,ps,stream
+ *          --profile DIR (CPU profile of the Defender, written at its exit)
  * Everything (dockerd, Defender, HAProxy, containers, temp dirs) is removed at the end, on error and on Ctrl-C.
  */
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -33,6 +35,7 @@ const { values: opt } = parseArgs({
     connections: { type: 'string', default: '16' },
     'ps-runs': { type: 'string', default: '20' },
     'archive-mib': { type: 'string', default: '1024' },
+    'upload-mib': { type: 'string', default: '1024' },
     'logs-mib': { type: 'string', default: '256' },
     'haproxy-threads': { type: 'string', default: '1' },
     skip: { type: 'string', default: '' },
@@ -169,9 +172,10 @@ async function main(): Promise<void> {
     const archiveBytes = Number(opt['archive-mib']) * 1024 * 1024;
     const logsBytes = Number(opt['logs-mib']) * 1024 * 1024;
     progress(`writing ${opt['archive-mib']} MiB into a container and ${opt['logs-mib']} MiB into another's log`);
-    onCleanup(() => fx.removeContainers(direct, ['bench-archive', 'bench-logs']));
-    const streams = [
+    onCleanup(() => fx.removeContainers(direct, ['bench-archive', 'bench-logs', 'bench-upload']));
+    const streams: Array<{ name: string; path: string; uploadBytes?: number }> = [
       { name: `archive (docker cp) of a ${opt['archive-mib']} MiB file`, path: await fx.createArchiveContainer(direct, image, archiveBytes) },
+      { name: `upload (docker cp into a container) of a ${opt['upload-mib']} MiB file`, path: await fx.createUploadContainer(direct, image), uploadBytes: Number(opt['upload-mib']) * 1024 * 1024 },
       { name: `logs of ${opt['logs-mib']} MiB in 1 KiB lines`, path: await fx.createLogsContainer(direct, image, logsBytes) },
     ];
     // A round that fails (a target that stalls) is reported and left out of the medians; the others go on.
@@ -185,7 +189,7 @@ async function main(): Promise<void> {
           const key = `${s.name}\u0000${b.name}`;
           let r: StreamResult | null = null;
           try {
-            r = await runJob({ mode: 'stream', target: b.target, path: s.path });
+            r = await runJob({ mode: 'stream', target: b.target, path: s.path, ...(s.uploadBytes === undefined ? {} : { uploadBytes: s.uploadBytes }) });
             if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
           } catch (err) {
             const lines = (err as Error).message.split('\n');
@@ -211,10 +215,10 @@ async function main(): Promise<void> {
       checks.push({ what: `${s.name.split(' ')[0]} stream MB/s  Defender / direct`, value: mbps(s.name, 'Defender') / mbps(s.name, benches[0]!.name), op: '>=', target: 0.9 });
       if (haVersion) checks.push({ what: `${s.name.split(' ')[0]} stream MB/s  HAProxy / direct (reference)`, value: mbps(s.name, 'HAProxy') / mbps(s.name, benches[0]!.name), op: '>=', target: 0.9 });
     }
-    out.push('', `Streams: one connection, body counted and discarded; median of ${ROUNDS} rounds`);
+    out.push('', `Streams: one connection, body counted and discarded (upload: sent from memory); median of ${ROUNDS} rounds`);
     out.push(table(['', 'MB/s', 'rounds', 'MB', 'proxy CPU s'], rows));
     if (failed.length > 0) out.push(`Failed rounds (— above, left out of the medians):\n${failed.map((f) => `  ${f}`).join('\n')}`);
-    await fx.removeContainers(direct, ['bench-archive', 'bench-logs']);
+    await fx.removeContainers(direct, ['bench-archive', 'bench-logs', 'bench-upload']);
   }
 
   const audit = await stat(defender.auditPath).catch(() => null);

@@ -127,6 +127,12 @@ export async function createArchiveContainer(env: NodeJS.ProcessEnv, image: stri
   return '/v1.41/containers/bench-archive/archive?path=%2Fbig';
 }
 
+/** A stopped container to upload into (PUT …/archive, as `docker cp FILE bench-upload:/tmp`). */
+export async function createUploadContainer(env: NodeJS.ProcessEnv, image: string): Promise<string> {
+  await docker(env, ['create', '--name', 'bench-upload', image, 'true']);
+  return '/v1.41/containers/bench-upload/archive?path=%2Ftmp';
+}
+
 /** A stopped container whose json-file log holds `bytes` of 1 KiB lines (read back with GET …/logs). */
 export async function createLogsContainer(env: NodeJS.ProcessEnv, image: string, bytes: number): Promise<string> {
   await runDetached(env, 'bench-logs', image, `yes "$(head -c 1023 /dev/zero | tr '\\0' x)" | head -c ${bytes}`);

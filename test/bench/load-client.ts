@@ -8,6 +8,8 @@
  *   the warm-up and answered before the end are counted, their latency kept in a preallocated array.
  * - `stream`: one request, the body counted and discarded; MB/s from the request write to the last byte. A target
  *   that sends nothing for 60 s fails the job (HAProxy 2.6 once stalled for good in the middle of a 1 GiB archive).
+ *   With `uploadBytes`, the request is `docker cp`'s upload instead: a PUT of a tar holding one file of that size,
+ *   sent chunked as the docker CLI sends it; MB/s from the request's first byte to the answer.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -36,6 +38,8 @@ export interface StreamJob {
   readonly mode: 'stream';
   readonly target: Target;
   readonly path: string;
+  /** Upload a tar with one file of this many bytes (PUT, chunked) instead of downloading. */
+  readonly uploadBytes?: number;
 }
 
 export interface RpsResult {
@@ -89,6 +93,46 @@ function tlsInfo(socket: Socket): string | null {
 function requestBuffer(target: Target, path: string): Buffer {
   const host = target.kind === 'unix' ? 'docker' : `127.0.0.1:${target.port}`;
   return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: drawbridge-bench\r\n\r\n`, 'latin1');
+}
+
+/** A ustar header for one regular file. */
+function tarHeader(name: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 'latin1');
+  h.write('0000644\0', 100, 'latin1');
+  h.write('0000000\0', 108, 'latin1');
+  h.write('0000000\0', 116, 'latin1');
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  h.write('00000000000\0', 136, 'latin1');
+  h.write('        ', 148, 'latin1');
+  h.write('0', 156, 'latin1');
+  h.write('ustar\u000000', 257, 'latin1');
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return h;
+}
+
+/** Writes `docker cp`'s upload: a tar of one file of `bytes` random-looking bytes, in 1 MiB chunks. */
+async function sendUpload(socket: Socket, target: Target, path: string, bytes: number): Promise<number> {
+  const host = target.kind === 'unix' ? 'docker' : `127.0.0.1:${target.port}`;
+  socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: drawbridge-bench\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n`, 'latin1');
+  const block = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 7919 + (i >> 11)) & 0xff;
+  const chunk = (data: Buffer): boolean => {
+    socket.write(`${data.length.toString(16)}\r\n`, 'latin1');
+    socket.write(data);
+    return socket.write('\r\n', 'latin1');
+  };
+  chunk(tarHeader('upload.bin', bytes));
+  for (let sent = 0; sent < bytes; ) {
+    const n = Math.min(block.length, bytes - sent);
+    sent += n;
+    if (!chunk(n === block.length ? block : block.subarray(0, n))) await new Promise((resolve) => socket.once('drain', resolve));
+  }
+  chunk(Buffer.alloc((512 - (bytes % 512)) % 512 + 1024)); // padding, then the two empty blocks that end a tar
+  socket.write('0\r\n\r\n', 'latin1');
+  return 512 + bytes;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -164,8 +208,9 @@ async function runStream(job: StreamJob): Promise<StreamResult> {
   const socket = await open(job.target);
   const tls = tlsInfo(socket);
   const started = performance.now();
+  let uploaded = 0;
   const { status, bytes } = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
-    const reader = new ResponseReader((s, b) => resolve({ status: s, bytes: b }));
+    const reader = new ResponseReader((s, b) => resolve({ status: s, bytes: job.uploadBytes === undefined ? b : uploaded }));
     let received = 0;
     socket.on('data', (chunk: Buffer) => {
       received += chunk.length;
@@ -176,7 +221,8 @@ async function runStream(job: StreamJob): Promise<StreamResult> {
       reader.end();
       reject(new Error('the connection closed before the response ended'));
     });
-    socket.write(requestBuffer(job.target, job.path));
+    if (job.uploadBytes === undefined) socket.write(requestBuffer(job.target, job.path));
+    else sendUpload(socket, job.target, job.path, job.uploadBytes).then((n) => (uploaded = n), reject);
   });
   const seconds = (performance.now() - started) / 1000;
   socket.destroy();
