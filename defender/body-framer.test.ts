@@ -58,6 +58,7 @@ describe('bodyFramer', () => {
     ['Content-Length and chunked', ['Content-Length', '5', ...CHUNKED], null],
     ['two Transfer-Encodings', [...CHUNKED, ...CHUNKED], null],
     ['a coding before chunked', ['Transfer-Encoding', 'gzip, chunked'], null],
+    ['a form-encoded body (refused when handled)', ['Content-Length', '5', 'Content-Type', 'application/x-www-form-urlencoded'], null],
   ])('%s → %s', (_name, headers, kind) => {
     const framer = bodyFramer(headers, 64);
     if (kind === null) expect(framer).toBeNull();

@@ -2,15 +2,16 @@
  * A request body's framing, read by the Defender itself once llhttp parsed the head (client-connection.ts): the body's
  * data goes on as slices of the reads it arrived in, never copied, and the Defender knows where the body ends.
  *
- * - Only the two framings a strict parser reads one way only: a single Content-Length of digits and no
- *   Transfer-Encoding, or a single `Transfer-Encoding: chunked` and no Content-Length. Anything else is left to
- *   llhttp (and then refused by request-body.ts's checkFraming).
+ * - Only the framings request-body.ts's checkFraming accepts (the one check of what frames a request): a single
+ *   Content-Length of digits, or a single `Transfer-Encoding: chunked`. Whatever it refuses is left to llhttp, and
+ *   refused again when the request is handled.
  * - Chunks are read strictly: 1 to 12 hex digits, no space before the optional extensions or CRLF, CRLF everywhere
  *   (no bare CR or LF), CRLF right after each chunk's data, then the trailer section and its empty line. Extensions
  *   (at most 16 KiB per chunk, as Node's parser) and trailers (at most `maxTrailerBytes`) are checked for framing
  *   and dropped: the Defender sends the data upstream in chunks of its own.
  * - A framing error is thrown as a BodyFramingError named as llhttp names it (HPE_INVALID_CHUNK_SIZE…).
  */
+import { checkFraming, type Framing } from './request-body.js';
 
 export class BodyFramingError extends Error {
   constructor(
@@ -36,22 +37,16 @@ const MAX_EXTENSIONS = 16 * 1024;
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** The framer of a request's body, when its headers frame it one way only (see the header); null otherwise. */
+/** The framer of a request's body, when checkFraming accepts its headers and they announce a body; null otherwise. */
 export function bodyFramer(rawHeaders: readonly string[], maxTrailerBytes: number): BodyFramer | null {
-  let length: string | null = null;
-  let coding: string | null = null;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 14 && name.toLowerCase() === 'content-length') {
-      if (length !== null) return null;
-      length = rawHeaders[i + 1]!;
-    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
-      if (coding !== null) return null;
-      coding = rawHeaders[i + 1]!;
-    }
+  let framing: Framing;
+  try {
+    framing = checkFraming(rawHeaders);
+  } catch {
+    return null; // refused when the request is handled (forward-request.ts)
   }
-  if (length !== null && coding === null) return /^\d{1,15}$/.test(length) && Number(length) > 0 ? new LengthBody(Number(length)) : null;
-  if (coding !== null && length === null) return coding.trim().toLowerCase() === 'chunked' ? new ChunkedBody(maxTrailerBytes) : null;
+  if (framing.kind === 'length') return new LengthBody(framing.length);
+  if (framing.kind === 'chunked') return new ChunkedBody(maxTrailerBytes);
   return null;
 }
 
