@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ClientAnswer } from './client-answer.js';
 import { serveConnection, type ClientConnection, type ConnectionHandlers } from './client-connection.js';
 import type { IncomingRequest } from './incoming-request.js';
+import { CLIENT_READ_SIZE } from './client-reads.js';
+import { ReadBuffers, retain } from './read-buffers.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -48,7 +50,7 @@ async function serve(handlers: Partial<ConnectionHandlers>): Promise<Peer> {
   };
   const listener = createServer({ allowHalfOpen: true }); // as the Defender's TLS server
   const accepted = new Promise<{ server: Socket; conn: ClientConnection }>((resolve) =>
-    listener.once('connection', (server) => resolve({ server, conn: serveConnection(server as TLSSocket, all, { maxHeaderSize: 16 * 1024, closing: () => false }) })),
+    listener.once('connection', (server) => resolve({ server, conn: serveConnection(server as TLSSocket, all, { maxHeaderSize: 16 * 1024, closing: () => false, readBuffers: new ReadBuffers(CLIENT_READ_SIZE) }) })),
   );
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   // Half-open like a client still uploading after the server's FIN (the docker CLI's `load`), which lingering is for.
@@ -252,10 +254,10 @@ describe('serveConnection', () => {
   });
 
   describe('a body framed by a Content-Length or by chunks (read by the Defender, handed on as slices of the reads)', () => {
-    /** A reader that keeps every piece and answers `<bytes received>` at the end. */
+    /** A reader that keeps every piece (retained: it lies in a reused read buffer) and answers `<bytes received>`. */
     const collect = (p: { log: string[] }, pieces: Buffer[]) => (req: IncomingRequest, answer: ClientAnswer): void =>
       req.readBody({
-        data: (d) => void pieces.push(d),
+        data: (d) => void (retain(d), pieces.push(d)),
         end: () => (p.log.push(`end ${req.url}`), answerOk(String(Buffer.concat(pieces).length))(req, answer)),
         error: (e) => p.log.push(`error ${req.url} ${e.message}`),
       });

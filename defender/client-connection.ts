@@ -32,8 +32,10 @@ import type { TLSSocket } from 'node:tls';
 import { bodyFramer, type BodyFramer } from './body-framer.js';
 import { closingErrorAnswer, defenderErrors } from './errors.js';
 import { ClientAnswer } from './client-answer.js';
+import { lendClientReads } from './client-reads.js';
 import { IncomingRequest, type RequestFlow } from './incoming-request.js';
 import { HttpParser, methods, type NodeHttpParser } from './llhttp.js';
+import type { ReadBuffers } from './read-buffers.js';
 
 const MAX_WAITING_BYTES = 1024 * 1024;
 const MAX_WAITING_REQUESTS = 32;
@@ -53,6 +55,8 @@ export interface ConnectionHandlers {
 
 export interface ConnectionOptions {
   readonly maxHeaderSize: number;
+  /** What the client sends is read into these (client-reads.ts); without them, into Node's own fresh buffers. */
+  readonly readBuffers?: ReadBuffers;
   /** The listener is closing: answers say `Connection: close`. */
   closing(): boolean;
 }
@@ -201,7 +205,7 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
       state = 'upgraded';
       socket.off('data', onData);
       socket.pause();
-      waiting.push({ kind: 'upgrade', req: upgradeTurn, head: piece.subarray(r as number) });
+      waiting.push({ kind: 'upgrade', req: upgradeTurn, head: Buffer.from(piece.subarray(r as number)) }); // kept: a copy
       upgradeTurn = null;
       destroyParser();
     }
@@ -316,6 +320,8 @@ export function serveConnection(socket: TLSSocket, handlers: ConnectionHandlers,
   }
 
   socket.on('data', onData);
+  // Lent chunks reach the parser, the framer and the request bodies only: see IncomingRequest.pushBody.
+  if (opts.readBuffers) lendClientReads(socket, opts.readBuffers, () => state === 'http');
   socket.on('end', () => {
     clientEnded = true;
     if (state === 'http') {

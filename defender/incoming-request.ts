@@ -11,8 +11,10 @@
  */
 import type { TLSSocket } from 'node:tls';
 import type { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
+import { retain, type Release } from './read-buffers.js';
 
 export interface BodyReader {
+  /** Valid during this call only (it may lie in a reused read buffer): `retain` it, or copy it, to keep it. */
   data(chunk: Buffer): void;
   /** The whole body was received. */
   end(): void;
@@ -39,7 +41,8 @@ export class IncomingRequest {
   started = false;
   /** Bytes received and not yet handed to a reader. */
   bufferedBytes = 0;
-  private buffered: Buffer[] = [];
+  /** Pieces waiting for the reader, each kept from being read over (`retain`) until handed over. */
+  private buffered: Array<{ readonly piece: Buffer; readonly release: Release }> = [];
   private reader: BodyReader | null = null;
   private failure: Error | null = null;
   private continued = false;
@@ -74,7 +77,10 @@ export class IncomingRequest {
     const pieces = this.buffered;
     this.buffered = [];
     this.bufferedBytes = 0;
-    for (const piece of pieces) reader.data(piece);
+    for (const { piece, release } of pieces) {
+      reader.data(piece);
+      release();
+    }
     if (this.failure) reader.error(this.failure);
     else if (this.complete) reader.end();
   }
@@ -90,11 +96,12 @@ export class IncomingRequest {
 
   // From the connection:
 
+  /** `chunk` may lie in a reused read buffer (client-reads.ts): valid during this call only, as for the reader. */
   pushBody(chunk: Buffer): void {
     if (this.failure) return;
     if (this.reader) this.reader.data(chunk);
     else {
-      this.buffered.push(chunk);
+      this.buffered.push({ piece: chunk, release: retain(chunk) });
       this.bufferedBytes += chunk.length;
     }
   }
@@ -108,6 +115,7 @@ export class IncomingRequest {
   pushError(err: Error): void {
     if (this.complete || this.failure) return;
     this.failure = err;
+    for (const { release } of this.buffered) release();
     this.buffered = [];
     this.bufferedBytes = 0;
     this.reader?.error(err);

@@ -77,7 +77,7 @@ export function readBody(req: IncomingRequest, framing: Framing, limit: number):
         if (settled) return;
         size += chunk.length;
         if (size > limit) fail(defenderErrors.body_too_large(`[Drawbridge] the request body is over the Defender's limit of ${limit} bytes`));
-        else chunks.push(chunk);
+        else chunks.push(Buffer.from(chunk)); // a copy: the chunk is valid during this call only
       },
       end() {
         if (settled) return;

@@ -18,6 +18,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { recordMalformed, rememberIdentity, type DefenderContext } from './authorize-request.js';
 import { serveConnection, type ClientConnection } from './client-connection.js';
+import { CLIENT_READ_SIZE } from './client-reads.js';
+import { ReadBuffers } from './read-buffers.js';
 import type { DockerUpstream } from './docker-upstream.js';
 import { forwardHijack } from './forward-hijack.js';
 import { forwardRequest } from './forward-request.js';
@@ -128,7 +130,7 @@ function createListenerServer(ctx: DefenderContext, upstream: DockerUpstream, tl
     },
     malformed: (socket: TLSSocket, culprit: IncomingRequest | null, reason: string): void => recordMalformed(ctx, socket, culprit, reason),
   };
-  const options = { maxHeaderSize: MAX_HEADER_SIZE, closing: () => closing };
+  const options = { maxHeaderSize: MAX_HEADER_SIZE, closing: () => closing, readBuffers: new ReadBuffers(CLIENT_READ_SIZE) };
   server.on('secureConnection', (socket: TLSSocket) => {
     // `noDelay` above set TCP_NODELAY on the TCP socket; this tells the TLS socket, whose own setNoDelay(false) would
     // otherwise do nothing (ClientAnswer clears it for a bulk answer, then sets it again).

@@ -16,7 +16,7 @@
 import type { OnReadOpts, Socket } from 'node:net';
 import { requestHead } from './http-head.js';
 import { HttpParser as Parser, type NodeHttpParser } from './llhttp.js';
-import { ReadBuffers, type Keep } from './read-buffers.js';
+import { ReadBuffers, retain, type Keep, type Release } from './read-buffers.js';
 
 const MAX_FREE = 64;
 const MAX_OPEN = 256;
@@ -67,7 +67,10 @@ export type RequestBody =
   | { readonly kind: 'length' };
 
 export interface UpstreamExchange {
-  /** Streams a piece of the request body (framing 'chunked' or 'length'); false: wait for `onDrain`. */
+  /**
+   * Streams a piece of the request body (framing 'chunked' or 'length'); false: wait for `onDrain`. A piece that lies
+   * in a reused read buffer is retained until the socket is done with it.
+   */
   write(chunk: Buffer): boolean;
   onDrain(cb: () => void): void;
   /** The streamed request body is complete. */
@@ -165,7 +168,8 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
       let paused = false;
       let pendingHead: string | null = null;
       let drainCb: (() => void) | null = null;
-      const queued: Buffer[] = []; // streamed body pieces written before a connection was assigned
+      // Streamed body pieces written before a connection was assigned, kept from being read over until sent.
+      const queued: Array<{ readonly chunk: Buffer; readonly release: Release }> = [];
       let queuedFinish = false;
 
       // Also after the answer was delivered (bytes after it): the connection is never reused.
@@ -303,7 +307,7 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
           else c.socket.write(head, 'latin1');
         } else {
           pendingHead = head;
-          for (const q of queued.splice(0)) sendPiece(q);
+          for (const q of queued.splice(0)) sendPiece(q.chunk, q.release);
           if (queuedFinish) sendFinish();
           else if (pendingHead !== null) flushHead();
         }
@@ -315,18 +319,20 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
         conn.socket.write(pendingHead, 'latin1');
         pendingHead = null;
       };
-      const sendPiece = (chunk: Buffer): boolean => {
+      /** Writes a piece; `release` once the socket is done with it (written, or the write failed). */
+      const sendPiece = (chunk: Buffer, release: Release): boolean => {
         const s = conn!.socket;
+        const done = (): void => release();
         if (pendingHead !== null) s.cork();
         flushHead();
         let ok: boolean;
         if (body.kind === 'chunked') {
           s.cork();
           s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-          s.write(chunk);
+          s.write(chunk, done);
           ok = s.write('\r\n', 'latin1');
           s.uncork();
-        } else ok = s.write(chunk);
+        } else ok = s.write(chunk, done);
         if (s.writableCorked) s.uncork();
         return ok;
       };
@@ -340,11 +346,13 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
       return {
         write(chunk) {
           if (finished || chunk.length === 0) return true; // answered or aborted already: the rest is dropped
+          // The piece may lie in a reused read buffer (client-reads.ts): kept until the socket is done with it.
+          const release = retain(chunk);
           if (!conn) {
-            queued.push(chunk);
+            queued.push({ chunk, release });
             return true;
           }
-          return sendPiece(chunk);
+          return sendPiece(chunk, release);
         },
         onDrain(cb) {
           drainCb = cb;
@@ -370,6 +378,7 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
         abort() {
           if (finished) return;
           finished = true;
+          for (const q of queued.splice(0)) q.release();
           if (conn) destroy(conn);
         },
       };

@@ -35,7 +35,7 @@ rules:
   - name: builders-build
     effect: allow
     groups: [builders]
-    actions: [container_create, container_inspect, container_list, container_delete, container_archive, docker_ping]
+    actions: [container_create, container_inspect, container_list, container_delete, container_archive, container_extract, docker_ping]
 `;
 
 let dp: DefenderProcess;
@@ -367,5 +367,74 @@ describe('answers streamed back', () => {
     const pauses = [[1 << 20, 400], [12 << 20, 400], [24 << 20, 400]] as const;
     const through = await digest((cb) => httpsRequest({ host: '127.0.0.1', port: dp.port, path, ca, cert, key, agent: false }, cb), pauses);
     expect(through).toEqual(direct);
+  });
+});
+
+describe('bodies streamed up', () => {
+  /** A tar with one file, `name`, holding `data`. */
+  function tarOf(name: string, data: Buffer): Buffer {
+    const h = Buffer.alloc(512);
+    h.write(name, 0, 'latin1');
+    h.write('0000644\0', 100, 'latin1');
+    h.write('0000000\0', 108, 'latin1');
+    h.write('0000000\0', 116, 'latin1');
+    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    h.write('00000000000\0', 136, 'latin1');
+    h.write('0', 156, 'latin1');
+    h.write('ustar\x0000', 257, 'latin1');
+    h.fill(' ', 148, 156);
+    let sum = 0;
+    for (const byte of h) sum += byte;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
+  }
+
+  /** The content of the regular file in a tar dockerd sent (after any PAX header entries). */
+  function fileIn(tar: Buffer): Buffer {
+    for (let at = 0; at + 512 <= tar.length; ) {
+      const size = parseInt(tar.toString('latin1', at + 124, at + 136).replace(/\0.*$/, '').trim(), 8);
+      const type = tar.toString('latin1', at + 156, at + 157);
+      if (type === '0' || type === '\0') return tar.subarray(at + 512, at + 512 + size);
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    throw new Error('no regular file in the tar');
+  }
+
+  // The bytes come to the Defender in reused read buffers (defender/client-reads.ts); dockerd writing the file to disk
+  // holds the upload back, so pieces wait in the Defender while later reads arrive.
+  it.each(['chunked', 'a Content-Length'] as const)('a 48 MiB docker cp upload, framed by %s, reaches the container byte for byte', async (framing) => {
+    const name = unique('upload');
+    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, JSON.parse(createBody(inject('testImage'), ['true'])));
+    expect(created.status, created.body).toBe(201);
+    const data = randomBytes(48 * 1024 * 1024);
+    const tar = tarOf('up.bin', data);
+    const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(join(certs.bob!, f))));
+    const status = await new Promise<number>((resolve, reject) => {
+      const headers: Record<string, string | number> = { 'Content-Type': 'application/x-tar' };
+      if (framing === 'a Content-Length') headers['Content-Length'] = tar.length;
+      const req = httpsRequest({ host: '127.0.0.1', port: dp.port, method: 'PUT', path: `/v1.41/containers/${name}/archive?path=/tmp`, headers, ca, cert, key, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      // Odd-sized writes, waiting for drain: TLS records and reads never line up with the tar's blocks.
+      let at = 0;
+      const more = (): void => {
+        while (at < tar.length) {
+          const piece = tar.subarray(at, at + 100_003);
+          at += piece.length;
+          if (!req.write(piece)) return void req.once('drain', more);
+        }
+        req.end();
+      };
+      more();
+    });
+    expect(status).toBe(200);
+    const back = await daemonRequest(dockerHost(), 'GET', `/containers/${name}/archive?path=/tmp/up.bin`);
+    expect(back.status).toBe(200);
+    const file = fileIn(back.raw);
+    expect(file.length).toBe(data.length);
+    expect(createHash('sha256').update(file).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    await daemonRequest(dockerHost(), 'DELETE', `/containers/${name}?force=1`);
   });
 });

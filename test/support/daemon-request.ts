@@ -8,6 +8,8 @@ export interface DaemonResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: string;
+  /** The body's bytes (an archive, a log stream). */
+  readonly raw: Buffer;
   json<T = Record<string, unknown>>(): T;
 }
 
@@ -25,10 +27,13 @@ export function daemonRequest(dockerHost: string, method: string, path: string, 
         timeout: 30_000,
       },
       (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (s: string) => (text += s));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: <T>() => JSON.parse(text) as T }));
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks);
+          const text = raw.toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, raw, json: <T>() => JSON.parse(text) as T });
+        });
         res.on('error', reject);
       },
     );
