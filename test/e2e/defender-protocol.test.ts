@@ -1,12 +1,8 @@
 // The Defender at the HTTP/1.1 byte level, against the real binary and a real dockerd: keep-alive and pipelining,
 // request smuggling and ambiguous framing, and body inspection limits (paths, upgrades and identity are in
-// defender-routing.test.ts). Requests are written as raw bytes on an mTLS connection (test/support/tls-client.ts);
+// defender-routing.test.ts; large streams both ways in defender-streams.test.ts). Requests are written as raw bytes on an mTLS connection (test/support/tls-client.ts);
 // what really happened is checked on the daemon's own socket, and every decision against the audit log.
-import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { containerNames, daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
@@ -35,7 +31,7 @@ rules:
   - name: builders-build
     effect: allow
     groups: [builders]
-    actions: [container_create, container_inspect, container_list, container_delete, container_archive, container_extract, docker_ping]
+    actions: [container_create, container_inspect, container_list, container_delete, container_archive, docker_ping]
 `;
 
 let dp: DefenderProcess;
@@ -324,117 +320,5 @@ describe('request bodies', () => {
     expect([res.status, res.json()]).toEqual([direct.status, direct.json()]);
     const [line] = await auditSince(mark, 1);
     expect(line).toMatchObject({ user: 'bob', action: 'container_create', decision: 'allow', status: null });
-  });
-});
-
-describe('answers streamed back', () => {
-  /** The sha256 of an answer's body, read with the given pauses (ms after how many bytes): a client slower than dockerd. */
-  function digest(send: (onAnswer: (res: IncomingMessage) => void) => ClientRequest, pauses: ReadonlyArray<readonly [number, number]> = []): Promise<{ status: number; bytes: number; sha256: string }> {
-    return new Promise((resolve, reject) => {
-      const req = send((res) => {
-        const hash = createHash('sha256');
-        let bytes = 0;
-        let next = 0;
-        res.on('data', (chunk: Buffer) => {
-          hash.update(chunk);
-          bytes += chunk.length;
-          if (next < pauses.length && bytes >= pauses[next]![0]) {
-            res.pause();
-            setTimeout(() => res.resume(), pauses[next++]![1]);
-          }
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, sha256: hash.digest('hex') }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  }
-
-  it('a client that stops reading now and then gets a 32 MiB archive byte for byte as dockerd sends it', async () => {
-    const size = 32 * 1024 * 1024;
-    const name = unique('archive');
-    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, JSON.parse(createBody(inject('testImage'), ['sh', '-c', `head -c ${size} /dev/urandom > /data.bin`])));
-    expect(created.status, created.body).toBe(201);
-    expect((await daemonRequest(dockerHost(), 'POST', `/containers/${name}/start`)).status).toBe(204);
-    expect((await daemonRequest(dockerHost(), 'POST', `/containers/${name}/wait`)).json()).toMatchObject({ StatusCode: 0 });
-    const path = `/containers/${name}/archive?path=/data.bin`;
-    const direct = await digest((cb) => httpRequest({ socketPath: dockerHost().slice('unix://'.length), path }, cb));
-    expect(direct.status).toBe(200);
-    expect(direct.bytes).toBeGreaterThan(size);
-    const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(join(certs.bob!, f))));
-    // Each pause outlasts what the kernel's socket buffers hold at dockerd's pace: the Defender has to hold dockerd back.
-    const pauses = [[1 << 20, 400], [12 << 20, 400], [24 << 20, 400]] as const;
-    const through = await digest((cb) => httpsRequest({ host: '127.0.0.1', port: dp.port, path, ca, cert, key, agent: false }, cb), pauses);
-    expect(through).toEqual(direct);
-  });
-});
-
-describe('bodies streamed up', () => {
-  /** A tar with one file, `name`, holding `data`. */
-  function tarOf(name: string, data: Buffer): Buffer {
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 'latin1');
-    h.write('0000644\0', 100, 'latin1');
-    h.write('0000000\0', 108, 'latin1');
-    h.write('0000000\0', 116, 'latin1');
-    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-    h.write('00000000000\0', 136, 'latin1');
-    h.write('0', 156, 'latin1');
-    h.write('ustar\x0000', 257, 'latin1');
-    h.fill(' ', 148, 156);
-    let sum = 0;
-    for (const byte of h) sum += byte;
-    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-    return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
-  }
-
-  /** The content of the regular file in a tar dockerd sent (after any PAX header entries). */
-  function fileIn(tar: Buffer): Buffer {
-    for (let at = 0; at + 512 <= tar.length; ) {
-      const size = parseInt(tar.toString('latin1', at + 124, at + 136).replace(/\0.*$/, '').trim(), 8);
-      const type = tar.toString('latin1', at + 156, at + 157);
-      if (type === '0' || type === '\0') return tar.subarray(at + 512, at + 512 + size);
-      at += 512 + Math.ceil(size / 512) * 512;
-    }
-    throw new Error('no regular file in the tar');
-  }
-
-  // The bytes come to the Defender in reused read buffers (defender/client-reads.ts); dockerd writing the file to disk
-  // holds the upload back, so pieces wait in the Defender while later reads arrive.
-  it.each(['chunked', 'a Content-Length'] as const)('a 48 MiB docker cp upload, framed by %s, reaches the container byte for byte', async (framing) => {
-    const name = unique('upload');
-    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, JSON.parse(createBody(inject('testImage'), ['true'])));
-    expect(created.status, created.body).toBe(201);
-    const data = randomBytes(48 * 1024 * 1024);
-    const tar = tarOf('up.bin', data);
-    const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(join(certs.bob!, f))));
-    const status = await new Promise<number>((resolve, reject) => {
-      const headers: Record<string, string | number> = { 'Content-Type': 'application/x-tar' };
-      if (framing === 'a Content-Length') headers['Content-Length'] = tar.length;
-      const req = httpsRequest({ host: '127.0.0.1', port: dp.port, method: 'PUT', path: `/v1.41/containers/${name}/archive?path=/tmp`, headers, ca, cert, key, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      // Odd-sized writes, waiting for drain: TLS records and reads never line up with the tar's blocks.
-      let at = 0;
-      const more = (): void => {
-        while (at < tar.length) {
-          const piece = tar.subarray(at, at + 100_003);
-          at += piece.length;
-          if (!req.write(piece)) return void req.once('drain', more);
-        }
-        req.end();
-      };
-      more();
-    });
-    expect(status).toBe(200);
-    const back = await daemonRequest(dockerHost(), 'GET', `/containers/${name}/archive?path=/tmp/up.bin`);
-    expect(back.status).toBe(200);
-    const file = fileIn(back.raw);
-    expect(file.length).toBe(data.length);
-    expect(createHash('sha256').update(file).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
-    await daemonRequest(dockerHost(), 'DELETE', `/containers/${name}?force=1`);
   });
 });
