@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { tarHeader } from '../support/tar.js';
 import { ResponseReader } from './http-response.js';
 
 const STREAM_STALL_MS = 60_000;
@@ -93,24 +94,6 @@ function tlsInfo(socket: Socket): string | null {
 function requestBuffer(target: Target, path: string): Buffer {
   const host = target.kind === 'unix' ? 'docker' : `127.0.0.1:${target.port}`;
   return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: drawbridge-bench\r\n\r\n`, 'latin1');
-}
-
-/** A ustar header for one regular file. */
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 'latin1');
-  h.write('0000644\0', 100, 'latin1');
-  h.write('0000000\0', 108, 'latin1');
-  h.write('0000000\0', 116, 'latin1');
-  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-  h.write('00000000000\0', 136, 'latin1');
-  h.write('        ', 148, 'latin1');
-  h.write('0', 156, 'latin1');
-  h.write('ustar\u000000', 257, 'latin1');
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return h;
 }
 
 /** Writes `docker cp`'s upload: a tar of one file of `bytes` random-looking bytes, in 1 MiB chunks. */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { daemonRequest, removeLabelled } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
 import type {} from '../support/global-setup.js'; // the ProvidedContext keys
+import { fileInTar, tarOf } from '../support/tar.js';
 
 const LABEL = 'drawbridge-test=defender-streams';
 const RULES = `
@@ -91,35 +92,6 @@ describe('answers streamed back', () => {
 });
 
 describe('bodies streamed up', () => {
-  /** A tar with one file, `name`, holding `data`. */
-  function tarOf(name: string, data: Buffer): Buffer {
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 'latin1');
-    h.write('0000644\0', 100, 'latin1');
-    h.write('0000000\0', 108, 'latin1');
-    h.write('0000000\0', 116, 'latin1');
-    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-    h.write('00000000000\0', 136, 'latin1');
-    h.write('0', 156, 'latin1');
-    h.write('ustar\x0000', 257, 'latin1');
-    h.fill(' ', 148, 156);
-    let sum = 0;
-    for (const byte of h) sum += byte;
-    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-    return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
-  }
-
-  /** The content of the regular file in a tar dockerd sent (after any PAX header entries). */
-  function fileIn(tar: Buffer): Buffer {
-    for (let at = 0; at + 512 <= tar.length; ) {
-      const size = parseInt(tar.toString('latin1', at + 124, at + 136).replace(/\0.*$/, '').trim(), 8);
-      const type = tar.toString('latin1', at + 156, at + 157);
-      if (type === '0' || type === '\0') return tar.subarray(at + 512, at + 512 + size);
-      at += 512 + Math.ceil(size / 512) * 512;
-    }
-    throw new Error('no regular file in the tar');
-  }
-
   // The bytes come to the Defender in reused read buffers (defender/client-reads.ts); dockerd writing the file to disk
   // holds the upload back, so pieces wait in the Defender while later reads arrive.
   it.each(['chunked', 'a Content-Length'] as const)('a 48 MiB docker cp upload, framed by %s, reaches the container byte for byte', async (framing) => {
@@ -150,7 +122,7 @@ describe('bodies streamed up', () => {
     expect(status).toBe(200);
     const back = await daemonRequest(dockerHost(), 'GET', `/containers/${name}/archive?path=/tmp/up.bin`);
     expect(back.status).toBe(200);
-    const file = fileIn(back.raw);
+    const file = fileInTar(back.raw);
     expect(file.length).toBe(data.length);
     expect(createHash('sha256').update(file).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
   });
