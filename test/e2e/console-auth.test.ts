@@ -1,10 +1,10 @@
-// Console authentication and users through the real binary and HTTP stack: login, sessions and logout; what each
-// role may do with users; the error shape; users CRUD and the last-admin guard; pagination; the OpenAPI document
-// against what the server answers. (First start, restarts and data at rest: console-startup.test.ts.)
+// Console authentication through the real binary and HTTP stack: login, sessions and logout; what each role may do
+// with users; the error shape; the OpenAPI document against what the server answers. (Users CRUD, the last-admin
+// guard and pagination: console-users.test.ts; first start, restarts and data at rest: console-startup.test.ts.)
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../support/console-process.js';
+import { startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../support/console-process.js';
 
 const PASSWORD = 'a-long-enough-password';
 const SESSION_TTL = 900; // --session-ttl for the shared Console
@@ -272,135 +272,6 @@ describe('the error shape', () => {
     expect((await me(admin)).status).toBe(200);
   });
 });
-
-describe('users', () => {
-  it('creates a user (role user, no groups by default) and never answers the password', async () => {
-    const carol = await createUser('carol', { role: 'operator', groups: ['devs', 'ops', 'devs'] });
-    expect(carol).toEqual({ name: 'carol', role: 'operator', groups: ['devs', 'ops'], source: 'local', createdAt: expect.any(String), disabled: false });
-    expect(Math.abs(Date.parse(carol.createdAt) - Date.now())).toBeLessThan(60_000);
-    expect(await createUser('dave')).toMatchObject({ name: 'dave', role: 'user', groups: [] });
-    const read = await cp.call('GET', '/api/v1/users/carol', { token: admin });
-    expect(read.body).toEqual(carol);
-    expect(read.text).not.toMatch(/scrypt|password/i);
-    expect((await cp.call('GET', '/api/v1/users/CAROL', { token: admin })).body.name).toBe('carol');
-    expect((await me(await cp.login('carol', PASSWORD))).body).toMatchObject({ name: 'carol', role: 'operator', groups: ['devs', 'ops'] });
-  });
-
-  it('refuses a duplicate name, whatever its case: 409', async () => {
-    await createUser('erin');
-    for (const name of ['erin', 'Erin', 'ERIN', ' erin ']) {
-      const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: `${PASSWORD}-2`, role: 'admin' } });
-      expect(r.status, name).toBe(409);
-      expect(r.body.error).toEqual({ code: 'conflict', message: expect.stringContaining('already exists') });
-    }
-    expect((await cp.call('GET', '/api/v1/users/erin', { token: admin })).body.role).toBe('user');
-    expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: 'erin', password: `${PASSWORD}-2` } })).status).toBe(401);
-  });
-
-  it.each([
-    ['groups', { groups: ['ops', 'oncall'] }, { groups: ['ops', 'oncall'] }],
-    ['role', { role: 'auditor' }, { role: 'auditor' }],
-    ['password', { password: 'a-brand-new-password' }, {}],
-  ] as const)('PATCH %s changes it and ends the user\'s sessions', async (what, patch, expected) => {
-    const name = `frank-${what}`;
-    await createUser(name, { groups: ['devs'] });
-    const [one, two] = [await cp.login(name, PASSWORD), await cp.login(name, PASSWORD)];
-    const r = await patchUser(name, patch);
-    expect(r.status, r.text).toBe(200);
-    expect(r.body).toEqual({ name, role: 'user', groups: ['devs'], source: 'local', createdAt: expect.any(String), disabled: false, ...expected });
-    expect((await me(one)).status).toBe(401);
-    expect((await me(two)).status).toBe(401);
-    const password = what === 'password' ? 'a-brand-new-password' : PASSWORD;
-    if (what === 'password') expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: name, password: PASSWORD } })).status).toBe(401);
-    expect((await me(await cp.login(name, password))).body).toMatchObject({ name, role: 'user', groups: ['devs'], ...expected });
-  });
-
-  it('PATCH and DELETE of an unknown user: 404; DELETE ends sessions and the account', async () => {
-    expect((await patchUser('ghost', { role: 'admin' })).status).toBe(404);
-    expect((await cp.call('DELETE', '/api/v1/users/ghost', { token: admin })).status).toBe(404);
-    await createUser('gina');
-    const token = await cp.login('gina', PASSWORD);
-    const del = await cp.call('DELETE', '/api/v1/users/GINA', { token: admin });
-    expect([del.status, del.text]).toEqual([204, '']);
-    expect((await me(token)).status).toBe(401);
-    expect((await cp.call('GET', '/api/v1/users/gina', { token: admin })).status).toBe(404);
-    expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: 'gina', password: PASSWORD } })).body).toEqual(WRONG_LOGIN);
-    expect((await cp.call('DELETE', '/api/v1/users/gina', { token: admin })).status).toBe(404);
-    await createUser('gina'); // the name is free again
-  });
-
-  it('keeps the last enabled admin: no delete, disable or demotion (409) until a second admin exists', async () => {
-    const last = /'admin' is the last enabled admin/;
-    const refusals = async (token: string) => {
-      for (const [method, json] of [['DELETE', undefined], ['PATCH', { disabled: true }], ['PATCH', { role: 'operator' }], ['PATCH', { role: 'user', groups: [] }]] as const) {
-        const r = await cp.call(method, '/api/v1/users/admin', { token, ...(json ? { json } : {}) });
-        expect(r.status, `${method} ${JSON.stringify(json)}: ${r.text}`).toBe(409);
-        expect(r.body.error.code).toBe('conflict');
-        expect(r.body.error.message).toMatch(last);
-      }
-      const still = await me(token);
-      expect([still.status, still.body.role]).toEqual([200, 'admin']); // a refused change ends no session
-    };
-    await refusals(admin);
-
-    // A disabled second admin does not count.
-    await createUser('ada', { role: 'admin' });
-    expect((await patchUser('ada', { disabled: true })).status).toBe(200);
-    await refusals(admin);
-    expect((await patchUser('ada', { disabled: false })).status).toBe(200);
-
-    // With two enabled admins, 'admin' can be demoted (which ends its sessions)…
-    const demoted = await patchUser('admin', { role: 'operator' });
-    expect([demoted.status, demoted.body.role]).toEqual([200, 'operator']);
-    expect((await me(admin)).status).toBe(401);
-    // …and now ada is the last one.
-    const ada = await cp.login('ada', PASSWORD);
-    for (const [method, json] of [['DELETE', undefined], ['PATCH', { disabled: true }], ['PATCH', { role: 'auditor' }]] as const) {
-      const r = await cp.call(method, '/api/v1/users/ada', { token: ada, ...(json ? { json } : {}) });
-      expect([r.status, r.body.error?.message], method).toEqual([409, "'ada' is the last enabled admin; make another admin first"]);
-    }
-    expect((await patchUser('admin', { role: 'admin' }, ada)).body.role).toBe('admin');
-    admin = await cp.login('admin', ADMIN_PASSWORD);
-    // Disabling and deleting an admin works once another is enabled.
-    expect((await patchUser('ada', { disabled: true })).body.disabled).toBe(true);
-    expect((await me(ada)).status).toBe(401);
-    expect((await cp.call('DELETE', '/api/v1/users/ada', { token: admin })).status).toBe(204);
-    await refusals(admin);
-  });
-
-  it('pages through users with limit and cursor, in case-insensitive name order', async () => {
-    const five = ['pg-Delta', 'pg-alpha', 'PG-echo', 'pg-Charlie', 'pg-bravo'];
-    for (const name of five) await createUser(name);
-    const all = await cp.call('GET', '/api/v1/users?limit=500', { token: admin });
-    expect(all.body.nextCursor).toBeNull();
-    const names: string[] = all.body.items.map((u: { name: string }) => u.name);
-    expect(names).toEqual([...names].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)));
-    expect(names.filter((n) => n.toLowerCase().startsWith('pg-'))).toEqual(['pg-alpha', 'pg-bravo', 'pg-Charlie', 'pg-Delta', 'PG-echo']);
-
-    for (const limit of [1, 2, 3, names.length]) {
-      const seen: string[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const r: ApiResponse<any> = await cp.call('GET', `/api/v1/users?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: admin });
-        expect(r.status, r.text).toBe(200);
-        expect(r.body.items.length).toBeLessThanOrEqual(limit);
-        expect(r.body.nextCursor === null).toBe(r.body.items.length < limit);
-        seen.push(...r.body.items.map((u: { name: string }) => u.name));
-        cursor = r.body.nextCursor;
-        expect(++pages).toBeLessThanOrEqual(names.length + 1);
-      } while (cursor !== null);
-      expect(seen, `limit=${limit}`).toEqual(names);
-    }
-
-    // The page that starts right after pg-bravo.
-    const start = names.indexOf('pg-bravo');
-    const after = await cp.call('GET', `/api/v1/users?limit=2&cursor=${Buffer.from('pg-bravo').toString('base64url')}`, { token: admin });
-    expect(after.body.items.map((u: { name: string }) => u.name)).toEqual(names.slice(start + 1, start + 3));
-  });
-});
-
-// ---- processes of our own: first start, restarts, bad configuration ----
 
 describe('the OpenAPI document', () => {
   // Every endpoint this file calls.
