@@ -69,47 +69,57 @@ function send(client: TLSSocket, size: number, piece = 100_000): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+interface ReadAll {
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly chunks: number;
+  /** How many distinct buffers the chunks lay in. */
+  readonly buffers: number;
+}
+
 /** Reads the server side to its end; `onChunk` sees each chunk during its 'data' call. */
-function readAll(server: TLSSocket, onChunk: (chunk: Buffer) => void = () => undefined): Promise<{ sha256: string; bytes: number }> {
+function readAll(server: TLSSocket, onChunk: (chunk: Buffer) => void = () => undefined): Promise<ReadAll> {
   const hash = createHash('sha256');
+  const memories = new Set<ArrayBufferLike>();
   let bytes = 0;
+  let chunks = 0;
   return new Promise((resolve) => {
     server.on('data', (chunk: Buffer) => {
       hash.update(chunk);
+      memories.add(chunk.buffer);
       bytes += chunk.length;
+      chunks++;
       onChunk(chunk);
     });
-    server.once('end', () => resolve({ sha256: hash.digest('hex'), bytes }));
+    server.once('end', () => resolve({ sha256: hash.digest('hex'), bytes, chunks, buffers: memories.size }));
   });
+}
+
+/** A TLS connection whose server side lends its reads while `lend()` says so, as serveConnection sets it up. */
+async function lendingConnection(lend: () => boolean = () => true): Promise<Connection & { pool: ReadBuffers; lent: boolean }> {
+  const pool = new ReadBuffers(CLIENT_READ_SIZE);
+  let lent = false;
+  const conn = await tlsConnection((s) => {
+    s.on('data', () => undefined); // as serveConnection: a 'data' listener first
+    lent = lendClientReads(s, pool, lend);
+  });
+  return { ...conn, pool, lent };
 }
 
 describe('lendClientReads', () => {
   it('is in effect on this Node: 8 MiB arrive whole, in a handful of reused buffers', async () => {
-    const pool = new ReadBuffers(CLIENT_READ_SIZE);
-    let lent = false;
-    const { server, client } = await tlsConnection((s) => {
-      s.on('data', () => undefined); // as serveConnection: a 'data' listener first
-      lent = lendClientReads(s, pool, () => true);
-    });
+    const { server, client, lent } = await lendingConnection();
     expect(lent).toBe(true);
-    const memories = new Set<ArrayBufferLike>();
-    let chunks = 0;
-    const read = readAll(server, (chunk) => {
-      memories.add(chunk.buffer);
-      chunks++;
-    });
+    const read = readAll(server);
     const sent = send(client, 8 * 1024 * 1024);
-    expect(await read).toEqual({ sha256: sent, bytes: 8 * 1024 * 1024 });
-    expect(chunks).toBeGreaterThan(400); // one per TLS record
-    expect(memories.size).toBeLessThanOrEqual(2); // Node's own reads would have given each its own
+    const r = await read;
+    expect([r.sha256, r.bytes]).toEqual([sent, 8 * 1024 * 1024]);
+    expect(r.chunks).toBeGreaterThan(400); // one per TLS record
+    expect(r.buffers).toBeLessThanOrEqual(2); // Node's own reads would have given each its own
   });
 
   it('a retained chunk is never read over; its buffer is reused once released', async () => {
-    const pool = new ReadBuffers(CLIENT_READ_SIZE);
-    const { server, client } = await tlsConnection((s) => {
-      s.on('data', () => undefined);
-      lendClientReads(s, pool, () => true);
-    });
+    const { server, client, pool } = await lendingConnection();
     const kept: Array<{ copy: Buffer; chunk: Buffer; release: Release }> = [];
     const read = readAll(server, (chunk) => {
       if (kept.length < 50) kept.push({ chunk, copy: Buffer.from(chunk), release: retain(chunk) });
@@ -125,40 +135,25 @@ describe('lendClientReads', () => {
   });
 
   it('a reader that pauses after every chunk still gets every byte in order', async () => {
-    const pool = new ReadBuffers(CLIENT_READ_SIZE);
-    const { server, client } = await tlsConnection((s) => {
-      s.on('data', () => undefined);
-      lendClientReads(s, pool, () => true);
-    });
-    const memories = new Set<ArrayBufferLike>();
-    let chunks = 0;
-    const read = readAll(server, (chunk) => {
-      memories.add(chunk.buffer);
-      chunks++;
+    const { server, client } = await lendingConnection();
+    const read = readAll(server, () => {
       server.pause();
       setImmediate(() => server.resume());
     });
     const sent = send(client, 6 * 1024 * 1024, 64 * 1024);
-    expect(await read).toEqual({ sha256: sent, bytes: 6 * 1024 * 1024 });
-    expect(chunks).toBeGreaterThan(memories.size); // lent: the same buffer again and again…
-    expect(memories.size).toBeGreaterThan(2); // …and copies, of what came while the socket was paused
+    const r = await read;
+    expect([r.sha256, r.bytes]).toEqual([sent, 6 * 1024 * 1024]);
+    expect(r.chunks).toBeGreaterThan(r.buffers); // lent: the same buffer again and again…
+    expect(r.buffers).toBeGreaterThan(2); // …and copies, of what came while the socket was paused
   });
 
   it('lends nothing while the connection says not to: every chunk is a buffer of its own', async () => {
-    const pool = new ReadBuffers(CLIENT_READ_SIZE);
-    const { server, client } = await tlsConnection((s) => {
-      s.on('data', () => undefined);
-      lendClientReads(s, pool, () => false);
-    });
-    const memories = new Set<ArrayBufferLike>();
-    let chunks = 0;
-    const read = readAll(server, (chunk) => {
-      memories.add(chunk.buffer);
-      chunks++;
-    });
+    const { server, client } = await lendingConnection(() => false);
+    const read = readAll(server);
     const sent = send(client, 2 * 1024 * 1024);
-    expect((await read).sha256).toBe(sent);
-    expect(memories.size).toBe(chunks);
+    const r = await read;
+    expect(r.sha256).toBe(sent);
+    expect(r.buffers).toBe(r.chunks);
   });
 
   it('a socket that already reads into buffers of its own is left alone', async () => {

@@ -3,13 +3,13 @@
  *
  * - Why: Node's TLS socket hands every record it decrypts to JS in a fresh buffer of its own. A 1 GiB upload (`docker
  *   cp` into a container, a build context, `docker load`) makes 65,000 of them, and the full garbage collections their
- *   size triggers cost the Defender more CPU than everything else it does with the bytes (measured: 3.0–6.5 s of CPU
- *   per GiB, against 2.0–2.5 s with reused buffers; HAProxy 1.9–2.1 s).
+ *   size triggers cost the Defender more CPU than everything else it does with the bytes (measured in one run: 2.5–4.8 s
+ *   of CPU per GiB, against 2.1–2.8 s with reused buffers; HAProxy 1.9–2.0 s).
  * - How: net.Socket's documented `onread` option does exactly this, but Node applies it only to sockets it creates
  *   from the option, never to the TLSSocket a server makes for each connection. `lendClientReads` sets on that socket
  *   the same three fields the option sets (Node's own `kBuffer`, `kBufferCb` and `kBufferGen`, found by their names)
  *   and hands the TLS handle its first buffer, as the option does. When this Node has not got them it changes nothing,
- *   and the socket reads as before. A unit test checks that it is in effect on the Node we ship for.
+ *   and the socket reads as before. A unit test checks that it is in effect on the Node in use.
  * - The contract for whoever gets the bytes: a 'data' chunk is valid only during the 'data' call. Code that keeps
  *   one (a body waiting for its reader, a write to dockerd not yet done) calls `retain` on it, or copies it.
  * - Chunks are lent only while `lend()` says so (the connection speaks HTTP: its few keepers are known). Otherwise,

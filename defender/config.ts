@@ -67,9 +67,13 @@ const hostPort = z
 
 const PIN = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
 
+/** The dockerd endpoints the Defender can stand in front of (`--docker`). */
+export const DOCKER_ENDPOINT = /^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/;
+export const DOCKER_ENDPOINT_FORMS = 'unix:///path/to/docker.sock or tcp://host:port';
+
 const configSchema = z.strictObject({
   listen: hostPort.default('0.0.0.0:9998'),
-  docker: z.string().regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/, 'must be unix:///path/to/docker.sock or tcp://host:port').default('unix:///var/run/docker.sock'),
+  docker: z.string().regex(DOCKER_ENDPOINT, `must be ${DOCKER_ENDPOINT_FORMS}`).default('unix:///var/run/docker.sock'),
   tlsCa: z.string().min(1).optional(),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),

@@ -15,6 +15,7 @@ import type { DockerUpstream, UpstreamExchange, UpstreamHandlers } from './docke
 import { defenderErrors, dockerErrorBody } from './errors.js';
 import { reasonPhrase } from './http-head.js';
 import type { IncomingRequest } from './incoming-request.js';
+import { retain } from './read-buffers.js';
 import { checkFraming, checkJsonBody, readBody, type Framing } from './request-body.js';
 import type { AnswerTransform, SecretsStep } from './secrets/secrets-guard.js';
 
@@ -157,7 +158,7 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
       streaming = true;
       return relayChunks || framing === 'length';
     },
-    body(chunk, keep) {
+    body(chunk) {
       if (held) {
         held.size += chunk.length;
         if (held.size > held.transform.maxBytes) refuseHeld(held.transform.refusal('it is too large'));
@@ -166,7 +167,8 @@ export async function forwardRequest(ctx: DefenderContext, upstream: DockerUpstr
       }
       // Reading from dockerd stops only once a megabyte waits for the client, and resumes when it caught up: while
       // the client drains what is queued, dockerd's next bytes are already on their way (as with two piped streams).
-      if (!res.write(chunk, keep?.()) && !waitingDrain) {
+      // A relayed piece lies in a reused read buffer: retained until the client has it.
+      if (!res.write(chunk, retain(chunk)) && !waitingDrain) {
         waitingDrain = true;
         up.pause();
         res.onDrain(resume);

@@ -25,7 +25,7 @@ import { buildDefender, type DefenderServer } from './server.js';
 import { runInWorkerThread } from './worker-thread.js';
 
 export { buildDefender } from './server.js';
-export { parseDefenderConfig, type DefenderConfig } from './config.js';
+export { DOCKER_ENDPOINT, DOCKER_ENDPOINT_FORMS, parseDefenderConfig, type DefenderConfig } from './config.js';
 
 function readTlsFile(label: string, path: string): Buffer {
   try {

@@ -7,7 +7,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ReadBuffers, READ_SIZE, type Keep, type Release } from './read-buffers.js';
+import { ReadBuffers, READ_SIZE, retain, type Release } from './read-buffers.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -21,7 +21,6 @@ interface Peer {
 
 interface Read {
   readonly chunk: Buffer;
-  readonly keep: Keep;
 }
 
 /** A connection whose reads go through `buffers`; `onRead` runs inside each read (as the upstream pool's handler). */
@@ -34,9 +33,9 @@ async function connection(buffers: ReadBuffers, onRead: (r: Read) => void = () =
   let received = 0;
   const client = connect({
     path,
-    onread: buffers.reader((chunk, keep) => {
+    onread: buffers.reader((chunk) => {
       received += chunk.length;
-      const r = { chunk, keep };
+      const r = { chunk };
       reads.push(r);
       onRead(r);
     }),
@@ -77,7 +76,7 @@ describe('ReadBuffers', () => {
     const buffers = new ReadBuffers();
     let release: Release | undefined;
     const { peer, reads } = await connection(buffers, (r) => {
-      if (release === undefined) release = r.keep();
+      if (release === undefined) release = retain(r.chunk);
     });
     await peer.send(filled(7, 4000));
     const kept = reads[0]!.chunk;
@@ -100,7 +99,7 @@ describe('ReadBuffers', () => {
     const buffers = new ReadBuffers();
     const releases: Release[] = [];
     const { peer } = await connection(buffers, (r) => {
-      if (releases.length === 0) releases.push(r.keep(), r.keep());
+      if (releases.length === 0) releases.push(retain(r.chunk), retain(r.chunk));
     });
     await peer.send(filled(1));
     await peer.send(filled(2)); // the kept buffer is retired: the socket reads into another one
@@ -113,7 +112,7 @@ describe('ReadBuffers', () => {
 
   it('a buffer released while its read is being handled stays the socket\'s, never also on the free list', async () => {
     const buffers = new ReadBuffers();
-    const { peer, reads } = await connection(buffers, (r) => r.keep()());
+    const { peer, reads } = await connection(buffers, (r) => retain(r.chunk)());
     await peer.send(filled(1));
     await peer.send(filled(2));
     expect(buffers.freeCount).toBe(0);
@@ -123,10 +122,26 @@ describe('ReadBuffers', () => {
     expect(other.reads[0]!.chunk.buffer).not.toBe(reads[0]!.chunk.buffer);
   });
 
+  it('retains from any slice of a read; a buffer of its own retains nothing', async () => {
+    const buffers = new ReadBuffers();
+    let release: Release | undefined;
+    const { peer, reads } = await connection(buffers, (r) => {
+      if (release === undefined) release = retain(r.chunk.subarray(100, 200));
+    });
+    await peer.send(filled(5, 4000));
+    await peer.send(filled(6, 4000));
+    expect(reads[0]!.chunk.equals(filled(5, 4000))).toBe(true);
+    expect(reads[1]!.chunk.buffer).not.toBe(reads[0]!.chunk.buffer);
+    release!();
+    expect(buffers.freeCount).toBe(1);
+    retain(Buffer.from(reads[1]!.chunk))(); // a copy: nothing to hold or give back
+    expect(buffers.freeCount).toBe(1);
+  });
+
   it('keeps at most 64 free buffers', async () => {
     const buffers = new ReadBuffers();
     const releases: Release[] = [];
-    const { peer } = await connection(buffers, (r) => releases.push(r.keep()));
+    const { peer } = await connection(buffers, (r) => releases.push(retain(r.chunk)));
     for (let i = 0; i < 70; i++) await peer.send(filled(i));
     await peer.send(filled(99)); // retires the 70th
     for (const release of releases.slice(0, 70)) release();

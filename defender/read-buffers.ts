@@ -1,13 +1,13 @@
 /**
- * dockerd's answers, and what clients send (client-reads.ts), are read into reused 64 KiB buffers (net.Socket's
- * documented `onread` option) instead of a fresh one per read. A gigabyte `docker cp` otherwise allocates 16,000
- * buffers, each faulting in new pages, that V8 frees only in full garbage collections triggered by their size (a sixth
- * of the Defender's CPU on such a stream).
+ * dockerd's answers (64 KiB buffers) and what clients send (16 KiB, client-reads.ts) are read into reused buffers
+ * (net.Socket's documented `onread` option) instead of a fresh one per read. A gigabyte `docker cp` otherwise
+ * allocates tens of thousands of buffers, each faulting in new pages, that V8 frees only in full garbage collections
+ * triggered by their size (a sixth of the Defender's CPU on such a stream).
  *
- * A read's bytes are valid until its handler returns, unless they are kept: by the handler's `keep`, or by `retain`
- * on any slice of them (for code the handler passes the bytes on to). The buffer is then not read into again until
- * every keeper released it (ClientAnswer does once the piece was written to the client). Releasing twice counts
- * once; a keeper that never releases only costs one buffer, collected as usual.
+ * A read's bytes are valid until its handler returns, unless code they were handed to `retain`s them (any slice
+ * will do). The buffer is then not read into again until every keeper released it (ClientAnswer does once the piece
+ * was written to the client). Releasing twice counts once; a keeper that never releases only costs one buffer,
+ * collected as usual.
  */
 import type { OnReadOpts } from 'node:net';
 
@@ -17,8 +17,6 @@ const MAX_FREE = 64;
 
 /** Gives a kept piece's buffer back (once all its keepers did). */
 export type Release = () => void;
-/** Called by a read's handler to use the bytes after it returned. */
-export type Keep = () => Release;
 
 interface Lease {
   readonly buf: Buffer;
@@ -39,12 +37,11 @@ export class ReadBuffers {
   }
 
   /**
-   * `onread` options for one socket; `deliver` gets each read's bytes and the means to keep them. What `deliver`
-   * returns is what Node's callback returns: false stops reading (as a full Readable does).
+   * `onread` options for one socket; `deliver` gets each read's bytes (`retain` keeps them). What `deliver` returns
+   * is what Node's callback returns: false stops reading (as a full Readable does).
    */
-  reader(deliver: (chunk: Buffer, keep: Keep) => boolean | void): OnReadOpts {
+  reader(deliver: (chunk: Buffer) => boolean | void): OnReadOpts {
     let lease = this.lease();
-    const keep = (): Release => this.hold(lease);
     return {
       // Node asks for the next read's buffer after each callback: the same one unless its bytes were kept.
       buffer: () => {
@@ -54,7 +51,7 @@ export class ReadBuffers {
         }
         return lease.buf;
       },
-      callback: (nread: number) => deliver(lease.buf.subarray(0, nread), keep) !== false,
+      callback: (nread: number) => deliver(lease.buf.subarray(0, nread)) !== false,
     };
   }
 

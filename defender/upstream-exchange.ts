@@ -16,7 +16,7 @@
 import type { OnReadOpts, Socket } from 'node:net';
 import { requestHead } from './http-head.js';
 import { HttpParser as Parser, type NodeHttpParser } from './llhttp.js';
-import { ReadBuffers, retain, type Keep, type Release } from './read-buffers.js';
+import { ReadBuffers, retain, type Release } from './read-buffers.js';
 
 const MAX_FREE = 64;
 const MAX_OPEN = 256;
@@ -30,10 +30,9 @@ export interface UpstreamHandlers {
   head(status: number, statusMessage: string, rawHeaders: string[], framing: AnswerFraming): boolean | void;
   /**
    * A piece of the answer's body: de-framed (a buffer of its own), or as dockerd framed it if `head` asked so. Such a
-   * relayed piece lies in a reused read buffer (read-buffers.ts): valid until this call returns unless `keep` is
-   * called, then until the release it returns is called.
+   * relayed piece lies in a reused read buffer (read-buffers.ts): valid until this call returns; `retain` keeps it.
    */
-  body(chunk: Buffer, keep?: Keep): void;
+  body(chunk: Buffer): void;
   /** Everything read so far was delivered and the answer is not complete (a streaming answer: flush the head). */
   idle(): void;
   /** The answer is complete. */
@@ -86,7 +85,7 @@ interface PooledConnection {
   readonly socket: Socket;
   readonly parser: NodeHttpParser;
   /** The exchange that owns the connection, or null while it idles in the pool. */
-  onData: ((chunk: Buffer, keep: Keep) => void) | null;
+  onData: ((chunk: Buffer) => void) | null;
   onGone: ((err: Error) => void) | null;
   dead: boolean;
 }
@@ -119,8 +118,8 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
   function fresh(): PooledConnection {
     open++;
     const socket = connectRaw(
-      buffers.reader((chunk, keep) => {
-        if (c.onData) c.onData(chunk, keep);
+      buffers.reader((chunk) => {
+        if (c.onData) c.onData(chunk);
         else gone(new Error('dockerd sent bytes on an idle connection'));
       }),
     );
@@ -133,7 +132,7 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
     socket.on('error', gone);
     socket.on('end', () => {
       // Only an answer delimited by the end of the connection may end here; the exchange decides (parser.finish).
-      if (c.onData) c.onData(EOF, KEEP_NOTHING);
+      if (c.onData) c.onData(EOF);
       else gone(new Error('dockerd closed the connection'));
     });
     socket.on('close', () => gone(new Error('dockerd closed the connection')));
@@ -249,7 +248,7 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
           if (gotHead && !extra) responseDone = true; // otherwise: the end of an interim answer
         };
         c.onGone = fail;
-        c.onData = (chunk: Buffer, keep: Keep): void => {
+        c.onData = (chunk: Buffer): void => {
           if (finished) return;
           sawHeadThisRead = false;
           let r: number | Error | undefined;
@@ -285,7 +284,7 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
           else if (r instanceof Error && !(extra && responseDone)) fail(new Error(`dockerd's answer could not be parsed (${(r as NodeJS.ErrnoException).code ?? r.message})`));
           else if (!finished) {
             const delivered = pieces.length > 0 || (rawPiece !== null && rawPiece.length > 0);
-            if (rawPiece !== null && rawPiece.length > 0) guard(() => handlers.body(rawPiece!, keep));
+            if (rawPiece !== null && rawPiece.length > 0) guard(() => handlers.body(rawPiece!));
             else if (pieces.length > 0) guard(() => handlers.body(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)));
             pieces = [];
             if (responseDone && !finished) {
@@ -392,4 +391,3 @@ export function upstreamPool(connectRaw: (onread: OnReadOpts) => Socket): Upstre
 
 /** Marks the end of dockerd's side of the connection in `onData`. */
 const EOF = Buffer.alloc(0);
-const KEEP_NOTHING: Keep = () => () => {};

@@ -19,8 +19,7 @@ beforeAll(async () => {
   cp = await startConsoleProcess({ args: ['--session-ttl', String(SESSION_TTL)] });
   admin = await cp.adminToken();
   for (const [name, role] of [['olivia', 'operator'], ['audrey', 'auditor'], ['bruce', 'user']] as const) {
-    const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, role, groups: role === 'user' ? ['devs'] : [] } });
-    expect(r.status, r.text).toBe(201);
+    await cp.createUser(admin, { name, password: PASSWORD, role, groups: role === 'user' ? ['devs'] : [] });
     tokens[role] = await cp.login(name, PASSWORD);
   }
 });
@@ -28,11 +27,6 @@ afterAll(async () => {
   await cp?.stop({ remove: true });
 });
 
-const createUser = async (name: string, extra: Record<string, unknown> = {}) => {
-  const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, ...extra } });
-  expect(r.status, r.text).toBe(201);
-  return r.body;
-};
 const me = (token: string) => cp.call('GET', '/api/v1/auth/me', { token });
 const patchUser = (name: string, json: unknown, token = admin) => cp.call('PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { token, json });
 
@@ -92,7 +86,7 @@ describe('login and sessions', () => {
   });
 
   it('refuses a disabled user with the same 401, ends their sessions at once, and lets them in again when enabled', async () => {
-    await createUser('dora');
+    await cp.createUser(admin, { name: 'dora', password: PASSWORD });
     const before = await cp.login('dora', PASSWORD);
     expect((await patchUser('dora', { disabled: true })).body).toMatchObject({ name: 'dora', disabled: true });
     const r = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'dora', password: PASSWORD } });

@@ -18,11 +18,7 @@ afterAll(async () => {
   await cp?.stop({ remove: true });
 });
 
-const createUser = async (name: string, extra: Record<string, unknown> = {}) => {
-  const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, ...extra } });
-  expect(r.status, r.text).toBe(201);
-  return r.body;
-};
+const createUser = (name: string, extra: { role?: string; groups?: string[] } = {}) => cp.createUser(admin, { name, password: PASSWORD, ...extra });
 const me = (token: string) => cp.call('GET', '/api/v1/auth/me', { token });
 const patchUser = (name: string, json: unknown, token = admin) => cp.call('PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { token, json });
 

@@ -217,7 +217,7 @@ describe('npm start, when something goes wrong', () => {
   it.each([
     ['a daemon that does not answer', { DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, /npm start failed: no Docker daemon answers at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock\. Start it, or unset DOCKER_HOST/],
     ['a TLS daemon', { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1' }, /npm start failed: DOCKER_HOST=tcp:\/\/127\.0\.0\.1:2376 with TLS cannot be put behind the Defender: .*Unset DOCKER_HOST \(and DOCKER_TLS_VERIFY\)/],
-    ['an ssh:// host', { DOCKER_HOST: 'ssh://me@build-box' }, /npm start failed: DOCKER_HOST=ssh:\/\/me@build-box cannot be put behind the Defender: it needs unix:\/\/\/path\/to\/docker\.sock or a plain tcp:\/\/host:port/],
+    ['an ssh:// host', { DOCKER_HOST: 'ssh://me@build-box' }, /npm start failed: DOCKER_HOST=ssh:\/\/me@build-box cannot be put behind the Defender: it needs unix:\/\/\/path\/to\/docker\.sock or tcp:\/\/host:port, without TLS\./],
   ])('DOCKER_HOST naming %s: says so and exits 1', async (_, env, message) => {
     q = await npmStart(env);
     expect(await q.exited).toEqual({ code: 1, signal: null });

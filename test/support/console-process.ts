@@ -23,6 +23,8 @@ export interface ConsoleClient {
   call<T = any>(method: string, path: string, opts?: { token?: string; json?: unknown; text?: string; contentType?: string }): Promise<ApiResponse<T>>;
   /** Logs in and returns the bearer token. */
   login(username: string, password: string): Promise<string>;
+  /** POST /api/v1/users as `token`; the user as the Console answers it, or an error naming the answer. */
+  createUser(token: string, user: { name: string; password: string; role?: string; groups?: readonly string[] }): Promise<any>;
 }
 
 export interface ConsoleProcess extends ConsoleClient {
@@ -68,6 +70,11 @@ export function consoleClient(url: string, ca?: string): ConsoleClient {
       const r = await client.call<{ token: string }>('POST', '/api/v1/auth/login', { json: { username, password } });
       if (r.status !== 200) throw new Error(`login as ${username} failed: ${r.status} ${r.text}`);
       return r.body.token;
+    },
+    async createUser(token, user) {
+      const r = await client.call('POST', '/api/v1/users', { token, json: user });
+      if (r.status !== 201) throw new Error(`creating user ${user.name} failed: ${r.status} ${r.text}`);
+      return r.body;
     },
   };
   return client;

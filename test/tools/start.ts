@@ -20,6 +20,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
+import { DOCKER_ENDPOINT, DOCKER_ENDPOINT_FORMS } from '../../defender/index.js';
 import { startDockerd, type DockerDaemon } from '../support/dockerd.js';
 import { DRAWBRIDGE_BIN, REPO_ROOT } from '../support/defender-process.js';
 import { consoleClient } from '../support/console-process.js';
@@ -153,11 +154,12 @@ async function main(): Promise<void> {
     let docker = 'unix:///var/run/docker.sock';
     const fromEnv = process.env.DOCKER_HOST;
     if (fromEnv) {
-      // The docker CLI's own variable; a TLS daemon (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) cannot sit behind the Defender.
-      if (!/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/.test(fromEnv) || process.env.DOCKER_TLS_VERIFY || process.env.DOCKER_TLS) {
+      // The docker CLI's own variable; a TLS daemon (DOCKER_TLS_VERIFY, DOCKER_TLS) cannot sit behind the Defender.
+      const tls = Boolean(process.env.DOCKER_TLS_VERIFY || process.env.DOCKER_TLS);
+      if (tls || !DOCKER_ENDPOINT.test(fromEnv)) {
         throw new Error(
-          `DOCKER_HOST=${fromEnv}${process.env.DOCKER_TLS_VERIFY || process.env.DOCKER_TLS ? ' with TLS' : ''} cannot be put behind the Defender: ` +
-            'it needs unix:///path/to/docker.sock or a plain tcp://host:port. Unset DOCKER_HOST (and DOCKER_TLS_VERIFY) to use /var/run/docker.sock.',
+          `DOCKER_HOST=${fromEnv}${tls ? ' with TLS' : ''} cannot be put behind the Defender: it needs ${DOCKER_ENDPOINT_FORMS}, ` +
+            'without TLS. Unset DOCKER_HOST (and DOCKER_TLS_VERIFY) to use /var/run/docker.sock.',
         );
       }
       if (!(await ping(fromEnv))) throw new Error(`no Docker daemon answers at DOCKER_HOST=${fromEnv}. Start it, or unset DOCKER_HOST to use /var/run/docker.sock.`);
