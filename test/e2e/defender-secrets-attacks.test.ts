@@ -9,103 +9,17 @@
 // - an image carrying Drawbridge's marker labels, whose containers made the Defender overwrite or remove another
 //   container's secret directory.
 // What held without a change is checked too (path tricks on leak routes, case-variant fields).
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { startConsoleProcess, type ConsoleProcess } from '../support/console-process.js';
-import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
-import { daemonRequest, removeLabelled } from '../support/daemon-request.js';
-import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
-import { adminApi, dockerAs } from '../support/e2e-drivers.js';
-import type {} from '../support/global-setup.js';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { daemonRequest } from '../support/daemon-request.js';
 import { pollUntil } from '../support/poll.js';
+import { secretsUnderAttack, tag } from '../support/secrets-under-attack.js';
 import { chunked, RawTlsClient, rawRequest } from '../support/tls-client.js';
 
-const LABEL = 'drawbridge.test=defender-secrets-attacks';
-const tag = (): string => randomBytes(6).toString('hex');
-const DB_PASSWORD = `db-${tag()}-pw`;
-const TOKEN = `token-${tag()}-v1`;
-const ALL_VALUES = [DB_PASSWORD, TOKEN];
-
-let work: string;
-let secretsDir: string;
-let consoleProc: ConsoleProcess;
-let defender: DefenderProcess;
-let eve: { dir: string };
-let image: string;
-const dockerHost = (): string => inject('dockerHost');
-
-const { api, apiOk } = adminApi(() => consoleProc);
-
-const env = (): NodeJS.ProcessEnv => dockerEnvFor(defender.host, eve.dir, join(work, 'docker-config'));
-const { run, runOk } = dockerAs(env);
-const labels = (app: string): string[] => ['--label', LABEL, '--label', `app=${app}`];
-
-async function startContainer(app: string, extra: string[] = [], cmd = ['sleep', '600']): Promise<string> {
-  const name = `dbatk-${app}-${tag()}`;
-  await runOk(['run', '-d', '--name', name, ...labels(app), ...extra, image, ...cmd]);
-  return name;
-}
-
-async function inspectDirect(name: string): Promise<any> {
-  return (await daemonRequest(dockerHost(), 'GET', `/containers/${name}/json`)).json();
-}
-
-async function hostDirOf(name: string): Promise<string> {
-  return join(secretsDir, (await inspectDirect(name)).Config.Labels['io.drawbridge.secrets.instance']);
-}
-
-async function rawOnce(method: string, target: string, headers: Record<string, string | number> = {}, body?: string): Promise<{ status: number; text: string }> {
-  const client = await RawTlsClient.connect(defender.port, eve.dir);
-  try {
-    await client.write(rawRequest(method, target, { ...headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }) }, body));
-    const res = await client.readResponse(method);
-    return { status: res.status, text: res.text() };
-  } finally {
-    client.destroy();
-  }
-}
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dbatk-'));
-  secretsDir = `/dev/shm/dbatk-${tag()}`;
-  image = inject('testImage');
-  consoleProc = await startConsoleProcess();
-  await apiOk('POST', '/api/v1/rules', { name: 'everything', effect: 'allow', groups: ['devs'] }, 201);
-  eve = await consoleUserCert(consoleProc, work, 'eve', ['devs']);
-  await apiOk('POST', '/api/v1/secret-stores', { name: 'local', kind: 'builtin', config: {} }, 201);
-  await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'db/password', value: DB_PASSWORD });
-  await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'shared/token', value: TOKEN });
-  await apiOk('POST', '/api/v1/secret-rules', { name: 'db-env', mode: 'env', secrets: [{ name: 'DB_PASSWORD', store: 'local', path: 'db/password' }], scope: { labels: ['app=billing'] } }, 201);
-  await apiOk('POST', '/api/v1/secret-rules', { name: 'token-all', mode: 'file', fileAccess: 'all', secrets: [{ name: 'token', store: 'local', path: 'shared/token' }], scope: { labels: ['app=billing'] } }, 201);
-  const joinToken = (await apiOk<{ token: string }>('POST', '/api/v1/defenders/join-tokens', {}, 201)).token;
-  defender = await startDefenderProcess({
-    dockerHost: dockerHost(),
-    hostName: 'dev-atk',
-    console: { url: consoleProc.url, joinToken, ca: consoleProc.caPem },
-    args: ['--secrets-dir', secretsDir],
-  });
-  await pollUntil('the Defender to have the secrets', async () => (await run(['run', '--rm', ...labels('billing'), image, 'cat', '/run/secrets/token'])).stdout === TOKEN, 30_000, 200);
-});
-
-afterAll(async () => {
-  await removeLabelled(dockerHost(), LABEL);
-  await defender?.stop();
-  await consoleProc?.stop({ remove: true });
-  if (secretsDir) {
-    try {
-      execFileSync('umount', [secretsDir], { stdio: 'ignore' });
-    } catch {
-      /* the fallback directory, not a mount */
-    }
-    await rm(secretsDir, { recursive: true, force: true });
-  }
-  if (work) await rm(work, { recursive: true, force: true });
-});
+const s = secretsUnderAttack('defender-secrets-attacks', 'dev-atk');
+const { label, DB_PASSWORD, TOKEN, ALL_VALUES, dockerHost, run, runOk, startContainer, inspectDirect, hostDirOf, rawOnce } = s;
 
 describe('time of check, time of use', () => {
   test('renaming containers while a cp is decided never lets a secret-carrying container be read (the request is pinned to the id)', async () => {
@@ -124,7 +38,7 @@ describe('time of check, time of use', () => {
         await rename(plain, alias);
       }
     })();
-    const client = await RawTlsClient.connect(defender.port, eve.dir);
+    const client = await RawTlsClient.connect(s.defender.port, s.eveDir);
     const seen = new Map<number, number>();
     let leaked = '';
     try {
@@ -207,60 +121,60 @@ describe('the secrets directory is not mountable', () => {
   });
 
   test.each([
-    ['-v of the base', (): string[] => ['-v', `${secretsDir}:/x:ro`]],
+    ['-v of the base', (): string[] => ['-v', `${s.secretsDir}:/x:ro`]],
     ['-v of a container directory', (): string[] => ['-v', `${victimDir}:/x`]],
     ['-v of /dev/shm (above the base)', (): string[] => ['-v', '/dev/shm:/x']],
     ['-v of / (above everything)', (): string[] => ['-v', '/:/host']],
     ['-v of /proc (every process\'s environ and root)', (): string[] => ['-v', '/proc:/x']],
-    ['--mount type=bind', (): string[] => ['--mount', `type=bind,src=${secretsDir}/../${secretsDir.split('/').pop()},dst=/x`]],
-    ['--mount type=volume with local bind options', (): string[] => ['--mount', `type=volume,dst=/x,volume-driver=local,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=${secretsDir}`]],
+    ['--mount type=bind', (): string[] => ['--mount', `type=bind,src=${s.secretsDir}/../${s.secretsDir.split('/').pop()},dst=/x`]],
+    ['--mount type=volume with local bind options', (): string[] => ['--mount', `type=volume,dst=/x,volume-driver=local,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=${s.secretsDir}`]],
   ])('%s is refused', async (_what, args) => {
-    const r = await run(['run', '--rm', '--label', LABEL, ...args(), image, 'sh', '-c', 'cat /x/*/token /host/dev/shm/*/*/token 2>/dev/null; true']);
+    const r = await run(['run', '--rm', '--label', label, ...args(), s.image, 'sh', '-c', 'cat /x/*/token /host/dev/shm/*/*/token 2>/dev/null; true']);
     expect(r.stdout).not.toContain(TOKEN);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("which holds or contains the containers' secrets");
   });
 
   test('a host symlink into the base is resolved before the decision', async () => {
-    const link = join(work, 'innocent');
-    await symlink(secretsDir, link);
-    const r = await run(['run', '--rm', '--label', LABEL, '-v', `${link}:/x`, image, 'sh', '-c', 'cat /x/*/token']);
+    const link = join(s.work, 'innocent');
+    await symlink(s.secretsDir, link);
+    const r = await run(['run', '--rm', '--label', label, '-v', `${link}:/x`, s.image, 'sh', '-c', 'cat /x/*/token']);
     expect(r.stdout).not.toContain(TOKEN);
-    expect(r.stderr).toContain(`the request mounts the host path ${secretsDir}`);
+    expect(r.stderr).toContain(`the request mounts the host path ${s.secretsDir}`);
   });
 
   test('a case-variant field (binds) is read as dockerd reads it', async () => {
-    const body = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks' }, hostconfig: { binds: [`${secretsDir}:/x`] } });
+    const body = JSON.stringify({ Image: s.image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks' }, hostconfig: { binds: [`${s.secretsDir}:/x`] } });
     const r = await rawOnce('POST', '/containers/create', {}, body);
     expect(r.status).toBe(403);
     expect(r.text).toContain("which holds or contains the containers' secrets");
   });
 
   test('a swarm service mounting the base is refused before dockerd sees it (swarmkit creates its containers)', async () => {
-    const r = await run(['service', 'create', '--name', `dbatk-svc-${tag()}`, '--mount', `type=bind,src=${secretsDir},dst=/x`, image, 'sleep', '600']);
+    const r = await run(['service', 'create', '--name', `dbatk-svc-${tag()}`, '--mount', `type=bind,src=${s.secretsDir},dst=/x`, s.image, 'sleep', '600']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("which holds or contains the containers' secrets");
   });
 
   test('docker volume create of a local bind volume on the base, or of a procfs volume (inline too), is refused', async () => {
-    const r = await run(['volume', 'create', '--label', LABEL, '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${secretsDir}`, `dbatk-vol-${tag()}`]);
+    const r = await run(['volume', 'create', '--label', label, '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${s.secretsDir}`, `dbatk-vol-${tag()}`]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("which holds or contains the containers' secrets");
-    const proc = await run(['volume', 'create', '--label', LABEL, '--opt', 'type=proc', '--opt', 'device=none', `dbatk-proc-${tag()}`]);
+    const proc = await run(['volume', 'create', '--label', label, '--opt', 'type=proc', '--opt', 'device=none', `dbatk-proc-${tag()}`]);
     expect(proc.stderr).toContain("the request mounts the host path /proc, which holds or contains the containers' secrets");
     // Precaution: the local driver mounts on the host, so a procfs volume would be the host's /proc (here the
     // mount comes out empty under this dockerd, so the leak itself is not shown).
-    const inline = await run(['run', '--rm', '--label', LABEL, '--mount', 'type=volume,dst=/x,volume-driver=local,volume-opt=type=proc,volume-opt=device=none', image, 'sh', '-c', 'cat /x/*/environ | tr "\\0" "\\n" | grep DB_PASSWORD']);
+    const inline = await run(['run', '--rm', '--label', label, '--mount', 'type=volume,dst=/x,volume-driver=local,volume-opt=type=proc,volume-opt=device=none', s.image, 'sh', '-c', 'cat /x/*/environ | tr "\\0" "\\n" | grep DB_PASSWORD']);
     expect(inline.stdout).not.toContain(DB_PASSWORD);
     expect(inline.stderr).toContain('the request mounts the host path /proc');
-    expect(await runOk(['volume', 'create', '--label', LABEL, `dbatk-ok-${tag()}`])).toMatch(/dbatk-ok-/); // an ordinary one still works
+    expect(await runOk(['volume', 'create', '--label', label, `dbatk-ok-${tag()}`])).toMatch(/dbatk-ok-/); // an ordinary one still works
   });
 });
 
 describe('sharing with a secret-carrying container', () => {
   test('--link (which copies its env into <ALIAS>_ENV_*) is refused like --volumes-from', async () => {
     const secret = await startContainer('billing');
-    const r = await run(['run', '--rm', '--label', LABEL, '--link', `${secret}:db`, image, 'env']);
+    const r = await run(['run', '--rm', '--label', label, '--link', `${secret}:db`, s.image, 'env']);
     expect(r.stdout).not.toContain(DB_PASSWORD);
     expect(r.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
   });
@@ -273,14 +187,14 @@ describe('forged markers in an image', () => {
     const base = await startContainer('plain');
     const forgedImage = `dbatk-forged:${tag()}`;
     const changes = [
-      'LABEL io.drawbridge.secrets.rules=token-all',
-      'LABEL io.drawbridge.secrets.files=token',
-      `LABEL io.drawbridge.secrets.instance=${instance}`,
+      'label io.drawbridge.secrets.rules=token-all',
+      'label io.drawbridge.secrets.files=token',
+      `label io.drawbridge.secrets.instance=${instance}`,
     ];
     await runOk(['commit', ...changes.flatMap((c) => ['--change', c]), base, forgedImage]);
     try {
       const forged = `dbatk-forged-${tag()}`;
-      const r = await run(['run', '-d', '--name', forged, '--label', LABEL, forgedImage, 'sleep', '1']);
+      const r = await run(['run', '-d', '--name', forged, '--label', label, forgedImage, 'sleep', '1']);
       expect(r.stderr).toContain("carries Drawbridge's secret labels but was not given secrets by the Defender");
       await runOk(['rm', '-f', forged]);
       await new Promise((resolve) => setTimeout(resolve, 500)); // the destroy event has been handled by now
@@ -293,16 +207,16 @@ describe('forged markers in an image', () => {
 
 describe('parser differentials and process views', () => {
   test('a repeated HostConfig or Labels (Go merges the objects, JSON.parse keeps the last) cannot smuggle a bind or forge markers', async () => {
-    const bind = `"HostConfig":{"Binds":[${JSON.stringify(`${secretsDir}:/x:ro`)}]},"HostConfig":{"AutoRemove":false}`;
+    const bind = `"HostConfig":{"Binds":[${JSON.stringify(`${s.secretsDir}:/x:ro`)}]},"HostConfig":{"AutoRemove":false}`;
     const forged = '"Labels":{"io.drawbridge.secrets.rules":"db-env","drawbridge.test":"defender-secrets-attacks"},"Labels":{"app":"plain"}';
     for (const [what, fields] of [['HostConfig', bind], ['Labels', forged]] as const) {
-      const body = `{"Image":${JSON.stringify(image)},"Cmd":["true"],${fields}}`;
+      const body = `{"Image":${JSON.stringify(s.image)},"Cmd":["true"],${fields}}`;
       // What dockerd makes of it, past the Defender: both objects, merged.
       const direct = await daemonRequest(dockerHost(), 'POST', '/containers/create', Buffer.from(body), { 'Content-Type': 'application/json' });
       const id = direct.json<{ Id: string }>().Id;
       const made = await inspectDirect(id);
       await daemonRequest(dockerHost(), 'DELETE', `/containers/${id}?force=1`);
-      if (what === 'HostConfig') expect(made.HostConfig.Binds).toEqual([`${secretsDir}:/x:ro`]);
+      if (what === 'HostConfig') expect(made.HostConfig.Binds).toEqual([`${s.secretsDir}:/x:ro`]);
       else expect(made.Config.Labels).toMatchObject({ 'io.drawbridge.secrets.rules': 'db-env', app: 'plain' });
       const r = await rawOnce('POST', '/containers/create', {}, body);
       expect(r.status, r.text).toBe(400);
@@ -330,7 +244,7 @@ describe('parser differentials and process views', () => {
 
   test('--pid host (every process\'s /proc/<pid>/environ and root) is refused', async () => {
     await startContainer('billing');
-    const r = await run(['run', '--rm', '--label', LABEL, '--pid', 'host', image, 'sh', '-c', 'cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n" | grep DB_PASSWORD; cat /proc/*/root/run/secrets/token 2>/dev/null']);
+    const r = await run(['run', '--rm', '--label', label, '--pid', 'host', s.image, 'sh', '-c', 'cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n" | grep DB_PASSWORD; cat /proc/*/root/run/secrets/token 2>/dev/null']);
     expect(r.stdout).not.toContain(DB_PASSWORD);
     expect(r.stdout).not.toContain(TOKEN);
     expect(r.stderr).toContain('--pid host');
@@ -359,8 +273,8 @@ describe('what held', () => {
   });
 
   test('a chunked create body is injected and checked like any other; a BOM or an empty body never reaches a create with secrets', async () => {
-    const body = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' }, HostConfig: { Binds: [`${secretsDir}:/x`] } });
-    const client = await RawTlsClient.connect(defender.port, eve.dir);
+    const body = JSON.stringify({ Image: s.image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' }, HostConfig: { Binds: [`${s.secretsDir}:/x`] } });
+    const client = await RawTlsClient.connect(s.defender.port, s.eveDir);
     try {
       await client.write(Buffer.concat([rawRequest('POST', '/containers/create', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }), chunked(body, 7)]));
       const res = await client.readResponse();
@@ -368,8 +282,8 @@ describe('what held', () => {
     } finally {
       client.destroy();
     }
-    const clean = JSON.stringify({ Image: image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' } });
-    const c2 = await RawTlsClient.connect(defender.port, eve.dir);
+    const clean = JSON.stringify({ Image: s.image, Cmd: ['true'], Labels: { 'drawbridge.test': 'defender-secrets-attacks', app: 'billing' } });
+    const c2 = await RawTlsClient.connect(s.defender.port, s.eveDir);
     try {
       await c2.write(Buffer.concat([rawRequest('POST', '/containers/create', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }), chunked(clean, 5)]));
       const res = await c2.readResponse();
@@ -386,7 +300,7 @@ describe('what held', () => {
   });
 
   test('no secret value in the Defender\'s log, audit, state, or the Console\'s directory', async () => {
-    const texts: [string, Buffer][] = [['defender log', Buffer.from(defender.log())], ['console log', Buffer.from(consoleProc.log())]];
+    const texts: [string, Buffer][] = [['defender log', Buffer.from(s.defender.log())], ['console log', Buffer.from(s.consoleProc.log())]];
     const walk = async (dir: string): Promise<void> => {
       for (const entry of await readdir(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
@@ -401,8 +315,8 @@ describe('what held', () => {
         }
       }
     };
-    await walk(defender.dir);
-    await walk(consoleProc.dir);
+    await walk(s.defender.dir);
+    await walk(s.consoleProc.dir);
     for (const [where, bytes] of texts) for (const value of ALL_VALUES) expect(bytes.includes(value), `${value} found in ${where}`).toBe(false);
   });
 });
