@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { bindSource, hostMountSources, reachesSecretsBase, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from './host-mounts.js';
+import { bindSource, hostMountSources, mountDataPaths, reachesSecretsBase, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from './host-mounts.js';
 
 const BASE = '/dev/shm/drawbridge-secrets-1';
 
@@ -22,13 +22,33 @@ describe('host paths a request mounts', () => {
         ],
       },
     };
-    expect(hostMountSources(body)).toEqual(['/h1', '/h2', '/h3']);
+    expect(hostMountSources(body)).toEqual(['/h1', '/h2', '/h3', '/bind']); // '/bind': every word of the mount data `o`
     expect(() => hostMountSources({ HostConfig: { Binds: ['/a:/b'], binds: ['/c:/d'] } })).toThrow(/twice/);
     expect(hostMountSources({ HostConfig: null })).toEqual([]);
     expect(volumeHostPaths({ Name: 'v', driveropts: { device: '/h4' } })).toEqual(['/h4']);
     expect(volumeHostPaths({ Name: 'v', DriverOpts: { type: 'proc', device: 'none' } })).toEqual(['none', '/proc']);
     expect(volumeHostPaths({ Name: 'v' })).toEqual([]);
     expect(hostMountSources({ HostConfig: { Mounts: [{ Type: 'volume', Target: '/x', VolumeOptions: { DriverConfig: { Options: { type: 'proc' } } } }] } })).toEqual(['/proc']);
+  });
+
+  test.each([
+    ['size=64m,uid=1000', ['/size', '/64m', '/uid', '/1000']],
+    ['lowerdir=/a:/b,upperdir=/c,workdir=/d', ['/lowerdir', '/a', '/b', '/upperdir', '/c', '/workdir', '/d']],
+    ['lowerdir=dev/shm/x', ['/lowerdir', '/dev/shm/x']],
+    // overlayfs unescapes (`\:` is part of the path); a filesystem that does not sees two paths: both are checked
+    ['lowerdir=/x\\:/dev/shm/b', ['/lowerdir', '/x:/dev/shm/b', '/x\\', '/dev/shm/b']],
+    ['lowerdir=/x\\\\:/dev/shm/b', ['/lowerdir', '/x\\', '/dev/shm/b', '/x\\\\']],
+    ['', []],
+  ])('mount data %j → %j', (data, paths) => expect(mountDataPaths(data)).toEqual(paths));
+
+  test('overlay layers in a local volume\'s mount data are host paths (inline, docker volume create, services)', () => {
+    const o = `lowerdir=${BASE}:/tmp/empty`;
+    expect(volumeHostPaths({ Name: 'v', DriverOpts: { type: 'overlay', device: 'overlay', o } })).toContain(BASE);
+    const inline = { Type: 'volume', Target: '/x', VolumeOptions: { DriverConfig: { Name: 'local', Options: { type: 'overlay', device: 'overlay', o } } } };
+    expect(hostMountSources({ HostConfig: { Mounts: [inline] } })).toContain(BASE);
+    expect(serviceMountSources({ TaskTemplate: { ContainerSpec: { Mounts: [inline] } } })).toContain(BASE);
+    expect(() => refuseSecretsBaseMounts(volumeHostPaths({ DriverOpts: { type: 'overlay', o: `upperdir=${BASE}/x,workdir=/w` } }), [BASE])).toThrow(`the request mounts the host path ${BASE}/x`);
+    expect(() => refuseSecretsBaseMounts(volumeHostPaths({ DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=64m,uid=1000' } }), [BASE])).not.toThrow();
   });
 
   test.each([

@@ -8,7 +8,8 @@
  * - Host paths come from every field dockerd mounts from (a `type=proc` local volume counts as /proc): `HostConfig.Binds` sources (`/src:/dst[:mode]`),
  *   `HostConfig.Mounts[].Source` (bind; any type with an absolute source is checked), the `device` option of a
  *   local-driver volume defined inline (`Mounts[].VolumeOptions.DriverConfig.Options`) or by `POST /volumes/create`
- *   (`DriverOpts`; `type=none,o=bind,device=/path` is a bind mount of the host path when a container uses it).
+ *   (`DriverOpts`; `type=none,o=bind,device=/path` is a bind mount of the host path when a container uses it), and
+ *   every value in such a volume's mount data `o` (overlay's `lowerdir=/path`; see mountDataPaths).
  * - The host's /proc is refused the same way: every container's processes are in it, and with them their
  *   environment (/proc/<pid>/environ) and files (/proc/<pid>/root/run/secrets).
  * - Swarm services mount too (`TaskTemplate.ContainerSpec.Mounts`, the same shape as HostConfig.Mounts); their
@@ -28,13 +29,44 @@ export function bindSource(spec: string): string | null {
 }
 
 /**
- * The host paths a local-driver volume's options stand for: its `device`, and /proc for `type=proc` (the local
- * driver mounts on the host, in dockerd's namespaces: a procfs volume is the host's /proc whatever the device).
+ * The host paths in a local volume's mount data (its `o` option, passed to mount(2) as it is). Some filesystems
+ * read host paths there: `type=overlay,o=lowerdir=/a:/b,upperdir=/c,workdir=/d` mounts /a, /b and /c, so
+ * `lowerdir=<the base>` shows every container's secret files. Which options of which filesystem take a path is not
+ * a list we could keep complete, so every value counts as one: the data is split on the separators mount options
+ * use (`,`, `=`, `:`), and a relative path is taken from `/` (dockerd's working directory). A word such as `ro` or
+ * `size=64m` becomes `/ro`, `/size`, `/64m`: harmless, they reach no base.
+ */
+export function mountDataPaths(data: string): string[] {
+  const out = new Set<string>();
+  // Read twice: with `\` escaping the next character (overlayfs: `\:` is a colon in a path, `\\` a backslash), and
+  // with `\` as a plain character (a filesystem that does not unescape), so neither reading hides a path.
+  for (const escapes of [true, false]) {
+    let path = '';
+    const end = (): void => {
+      if (path !== '') out.add(path.startsWith('/') ? path : `/${path}`);
+      path = '';
+    };
+    for (let i = 0; i < data.length; i++) {
+      const c = data[i]!;
+      if (escapes && c === '\\' && i + 1 < data.length) path += data[++i];
+      else if (c === ',' || c === '=' || c === ':') end();
+      else path += c;
+    }
+    end();
+  }
+  return [...out];
+}
+
+/**
+ * The host paths a local-driver volume's options stand for: its `device`, every value of its mount data `o`
+ * (mountDataPaths), and /proc for `type=proc` (the local driver mounts on the host, in dockerd's namespaces: a
+ * procfs volume is the host's /proc whatever the device).
  */
 function volumeOptionPaths(options: unknown): string[] {
   if (!isJsonObject(options)) return [];
   const out: string[] = [];
   if (typeof options.device === 'string' && options.device !== '') out.push(options.device);
+  if (typeof options.o === 'string') out.push(...mountDataPaths(options.o));
   if (typeof options.type === 'string' && options.type.trim().toLowerCase() === 'proc') out.push('/proc');
   return out;
 }
