@@ -16,6 +16,8 @@ export interface ContainerFacts {
   readonly running: boolean;
   /** Host paths of its mounts (bind sources). */
   readonly mountSources: readonly string[];
+  /** Its HostConfig.IpcMode as dockerd resolved it at create (`host`, `private`, `container:<id>`…; '' from a list). */
+  readonly ipcMode: string;
 }
 
 /** GET `path` from dockerd (over the keep-alive pool) → status and parsed JSON (null body for non-JSON). */
@@ -68,7 +70,8 @@ function facts(raw: Record<string, any>): ContainerFacts {
   const running = raw.State && typeof raw.State === 'object' ? raw.State.Running === true || raw.State.Restarting === true : ['running', 'paused', 'restarting'].includes(raw.State);
   const mounts = Array.isArray(raw.Mounts) ? (raw.Mounts as Record<string, unknown>[]) : [];
   const mountSources = mounts.map((m) => m?.Source).filter((s): s is string => typeof s === 'string');
-  return { id: String(raw.Id ?? ''), labels, running, mountSources };
+  const ipcMode = typeof raw.HostConfig?.IpcMode === 'string' ? (raw.HostConfig.IpcMode as string) : '';
+  return { id: String(raw.Id ?? ''), labels, running, mountSources, ipcMode };
 }
 
 /** The container named or id-prefixed `ref`, as dockerd resolves it; null when dockerd knows none (404). */

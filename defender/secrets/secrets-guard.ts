@@ -8,7 +8,7 @@
  * - container_start / container_restart of a marked container with file secrets: its files are written again
  *   with the values in force (they were removed when it stopped).
  * - container_inspect: the answer is redacted (inspect-response.ts).
- * - container_commit / export / archive GET, HEAD / copy: the container's labels are looked up in dockerd first,
+ * - container_commit / export / archive GET, HEAD, PUT / copy: the container's labels are looked up in dockerd first,
  *   then decided (leak-paths.ts). A lookup that fails → 503 (fail closed); a container dockerd does not know →
  *   404 here (forwarding the name would let one created or renamed in the meantime through).
  * - Every request decided from a container lookup (leak paths, start, restart, the containers a create shares)
@@ -17,6 +17,9 @@
  * - container_create and volume_create: a key given twice in one object → 400 (Go merges repeated objects;
  *   go-json-fields.ts); `--pid host` → 403. container_top with ps options that print the environment, on a
  *   container carrying env secrets → 403 (leak-paths.ts).
+ * - While the secrets base is under /dev/shm: a create with `--ipc host`, or `--ipc container:X` where X has the
+ *   host's IPC namespace (X pinned to its id), and a start of a container with the host's IPC namespace (dockerd's
+ *   `default-ipc-mode: host`, or one created past the Defender) → 403: its /dev/shm would be the host's.
  * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
  *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
@@ -30,7 +33,7 @@ import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
 import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
-import { decideLeak, decideSharing, decideTop, hostPidDenial, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
+import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pinSharedContainers, sharedContainers, withIpcMode } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
@@ -108,11 +111,16 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     return found;
   };
 
+  /** The secrets base as configured and, when it exists, with symlinks resolved. */
+  const secretsBases = (): string[] => {
+    const base = opts.dirs.files.base;
+    return existsSync(base) ? [base, realpathSync(base)] : [base];
+  };
+
   /** Refuses host paths that reach the secrets base, as written and with symlinks resolved here. */
   const refuseBaseMounts = (paths: readonly string[]): void => {
     if (paths.length === 0) return;
-    const base = opts.dirs.files.base;
-    const bases = existsSync(base) ? [base, realpathSync(base)] : [base];
+    const bases = secretsBases();
     refuseSecretsBaseMounts(paths, bases);
     const resolved: string[] = [];
     for (const p of paths) {
@@ -125,6 +133,23 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     refuseSecretsBaseMounts(resolved, bases);
   };
 
+  /**
+   * `--ipc host`, or `--ipc container:X` with X in the host's IPC namespace, while the base is under /dev/shm → 403;
+   * a `container:` reference is pinned to the id that was checked. The body as it goes on.
+   */
+  async function checkIpc(json: JsonObject): Promise<JsonObject> {
+    const mode = ipcModeOf(json);
+    if (mode !== 'host' && !mode.startsWith('container:')) return json;
+    const shmBase = baseInHostShm(secretsBases());
+    if (shmBase === null) return json;
+    if (mode === 'host') throw secretErrors.leak_denied(hostIpcDenial(mode, shmBase)!);
+    const ref = mode.slice('container:'.length);
+    const shared = await lookupExisting(ref);
+    const via = hostIpcDenial(shared.ipcMode, shmBase, ref);
+    if (via !== null) throw secretErrors.leak_denied(via);
+    return withIpcMode(json, `container:${shared.id}`);
+  }
+
   async function create(url: string, body: Buffer | null): Promise<SecretsStep | null> {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
@@ -134,6 +159,9 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     refuseBaseMounts(hostMountSources(json));
     const hostPid = hostPidDenial(json);
     if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
+    const checked = await checkIpc(json as JsonObject);
+    let pinned = checked !== json; // a reference was pinned: the body goes on rewritten
+    json = checked;
     const shared = sharedContainers(json);
     if (shared.length) {
       const ids = new Map<string, string>();
@@ -144,9 +172,10 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         ids.set(ref, container.id);
       }
       json = pinSharedContainers(json as JsonObject, ids);
+      pinned = true;
     }
     const rules = matchSecretRules(secrets.compiled, target);
-    if (rules.length === 0) return shared.length ? { body: Buffer.from(JSON.stringify(json), 'utf8') } : null;
+    if (rules.length === 0) return pinned ? { body: Buffer.from(JSON.stringify(json), 'utf8') } : null;
     const id = randomBytes(16).toString('hex');
     const injection = injectSecrets(json, target, rules, secrets.values, { id, hostDir: opts.dirs.files.hostDir(id) });
     const { plan } = injection;
@@ -175,6 +204,8 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
   async function start(c: Classification, url: string): Promise<SecretsStep | null> {
     const container = await lookupExisting(c.params.name ?? '');
     const pinned = pinContainerTarget(c, url, container.id);
+    const hostIpc = hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(secretsBases()) : null);
+    if (hostIpc !== null) throw secretErrors.leak_denied(hostIpc);
     const markers = readMarkers(container.labels);
     if (!markers) return { url: pinned };
     const audit: AuditSecrets = { rules: [...markers.rules], names: [...markers.env, ...markers.files] };

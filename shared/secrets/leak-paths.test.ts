@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { decideLeak, decideSharing, decideTop, leakPathOf, pinSharedContainers, psShowsEnvironment, sharedContainers } from './leak-paths.js';
+import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, ipcModeOf, leakPathOf, pinSharedContainers, psShowsEnvironment, sharedContainers, withIpcMode } from './leak-paths.js';
 import { SECRET_LABELS } from './secret-labels.js';
 
 const labels = (rules: string, allow = '') => ({ [SECRET_LABELS.rules]: rules, [SECRET_LABELS.allow]: allow, other: 'x' });
@@ -12,7 +12,7 @@ describe('leak paths', () => {
     ['container_archive_head', 'copy'],
     ['container_copyfiles', 'copy'],
     ['container_inspect', null],
-    ['container_extract', null],
+    ['container_extract', 'copy'],
     ['constructor', null],
   ])('%s → %s', (action, path) => expect(leakPathOf(action)).toBe(path));
 
@@ -21,6 +21,7 @@ describe('leak paths', () => {
     ['export denied', 'container_export', labels('db', 'copy'), /'container_export' \(docker export\) is denied/],
     ['archive denied', 'container_archive', labels('db', 'commit,export'), /\(docker cp\) is denied/],
     ['archive HEAD denied', 'container_archive_head', labels('db'), /docker cp/],
+    ['upload denied', 'container_extract', labels('db', 'commit,export'), /The command 'container_extract' \(docker cp into it\) is denied: .* it does not allow 'copy'/],
     ['several rules', 'container_commit', labels('db,tls'), /secret rule 'db', 'tls', and not every one of them allows 'commit'/],
   ])('%s', (_what, action, l, message) => {
     const d = decideLeak(action, l);
@@ -30,6 +31,7 @@ describe('leak paths', () => {
 
   test.each([
     ['allowed by the rules', 'container_archive', labels('db', 'copy')],
+    ['upload allowed by the rules', 'container_extract', labels('db', 'copy')],
     ['commit allowed', 'container_commit', labels('db', 'commit,copy')],
     ['unmarked', 'container_commit', { a: 'b' }],
     ['no labels', 'container_export', null],
@@ -100,4 +102,34 @@ describe('docker top options', () => {
 test('a checkpoint (a memory dump) is a copy path', () => {
   expect(leakPathOf('container_checkpoint_create')).toBe('copy');
   expect(decideLeak('container_checkpoint_create', { [SECRET_LABELS.rules]: 'db' })).toMatchObject({ allowed: false, message: expect.stringContaining('(docker checkpoint create) is denied') });
+});
+
+describe("the host's IPC namespace (its /dev/shm, where the secrets base is by default)", () => {
+  test.each([
+    [['/dev/shm/drawbridge-secrets-1'], '/dev/shm/drawbridge-secrets-1'],
+    [['/srv/x', '/dev/shm/../shm/db'], '/dev/shm/../shm/db'],
+    [['/dev/shm'], '/dev/shm'],
+    [['/dev/shmx/db', '/run/drawbridge/secrets'], null],
+  ])('bases %j: under /dev/shm → %s', (bases, found) => expect(baseInHostShm(bases)).toBe(found));
+
+  test.each([
+    [{ HostConfig: { IpcMode: 'host' } }, 'host'],
+    [{ hostconfig: { ipcmode: 'container:db' } }, 'container:db'],
+    [{ HostConfig: {} }, ''],
+    [{ HostConfig: { IpcMode: 1 } }, ''],
+    [[], ''],
+  ])('IpcMode of %j → %j', (body, mode) => expect(ipcModeOf(body)).toBe(mode));
+
+  test('refused only for the host mode while a base is under /dev/shm; the message names the way out', () => {
+    expect(hostIpcDenial('host', '/dev/shm/db')).toContain("'--ipc host' is denied on this Defender: the host's /dev/shm would be mounted in the container, and it holds every container's secret files (/dev/shm/db); run without it, or move the Defender's --secrets-dir out of /dev/shm");
+    expect(hostIpcDenial('host', '/dev/shm/db', 'x')).toContain("'--ipc container:x' ('x' has the host's IPC namespace) is denied");
+    expect(hostIpcDenial('host', null)).toBeNull();
+    expect(hostIpcDenial('private', '/dev/shm/db')).toBeNull();
+    expect(hostIpcDenial('shareable', '/dev/shm/db', 'x')).toBeNull();
+  });
+
+  test('a shared IPC reference is pinned where dockerd reads it (the field as given)', () => {
+    expect(withIpcMode({ hostconfig: { ipcmode: 'container:db', Privileged: false } }, 'container:abc')).toEqual({ hostconfig: { ipcmode: 'container:abc', Privileged: false } });
+    expect(withIpcMode({ Image: 'i', HostConfig: { IpcMode: 'container:db' } }, 'container:abc')).toEqual({ Image: 'i', HostConfig: { IpcMode: 'container:abc' } });
+  });
 });

@@ -6,6 +6,9 @@
  *   (container_export) and `docker cp` / the archive API (container_archive GET, container_archive_head HEAD,
  *   the legacy container_copyfiles) read its files; a checkpoint (container_checkpoint_create, experimental) dumps
  *   its processes' memory.
+ * - An archive upload (container_extract, `docker cp` into the container, `PUT archive`) is a copy path too: it
+ *   replaces files the container runs (`/bin/sleep`, an entrypoint script), and the next start or restart runs them
+ *   with the container's env and /run/secrets — as much as `docker exec`, without the exec action.
  * - Denied (403, Docker's JSON error naming the secret rules) for a container carrying injected secrets, unless
  *   every secret rule that injected into it allows that path (`allow: [commit, export, copy]`).
  * - Archive reads are refused whole, not just under /run/secrets: dockerd resolves the requested path inside the
@@ -21,6 +24,9 @@
  *   between the check and dockerd's create cannot swap in another container (pin-container.ts).
  * - `--pid host` shows every process on the host, so every container's /proc/<pid>/environ and
  *   /proc/<pid>/root/run/secrets: refused on a Defender that injects secrets (hostPidDenial).
+ * - `--ipc host` gives the container the host's /dev/shm (dockerd binds it recursively), and with it a secrets base
+ *   under /dev/shm (the default) and the tmpfs mounted there: refused while the base is under /dev/shm, as is
+ *   `--ipc container:X` when X has the host's IPC namespace (hostIpcDenial). A base elsewhere leaves --ipc host free.
  * - `docker top` runs the host's ps with the client's options: the BSD option `e` prints each process's
  *   environment, env secrets included. For a container carrying env secrets, ps options that could show it are
  *   denied (unless the rules allow 'copy'): any BSD word (no leading `-`) with an `e`, and long options other than
@@ -28,6 +34,7 @@
  * - A container without markers: nothing to decide here (access rules did).
  */
 import { fieldKey, fieldValue, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { cleanContainerPath } from './inject-secrets.js';
 import { FULL_ID } from './pin-container.js';
 import { readMarkers } from './secret-labels.js';
 import type { LeakPath } from './secret-rules.js';
@@ -38,11 +45,12 @@ export const LEAK_ACTIONS: Readonly<Record<string, LeakPath>> = {
   container_archive: 'copy',
   container_archive_head: 'copy',
   container_copyfiles: 'copy',
+  container_extract: 'copy', // an upload replaces what the container runs: the next start runs it with the secrets
   container_checkpoint_create: 'copy', // experimental CRIU: a dump of the processes' memory, env included
 };
 
 const COMMANDS: Readonly<Record<LeakPath, string>> = { commit: 'docker commit', export: 'docker export', copy: 'docker cp' };
-const ACTION_COMMANDS: Readonly<Record<string, string>> = { container_checkpoint_create: 'docker checkpoint create' };
+const ACTION_COMMANDS: Readonly<Record<string, string>> = { container_checkpoint_create: 'docker checkpoint create', container_extract: 'docker cp into it' };
 
 export function leakPathOf(action: string): LeakPath | null {
   return Object.hasOwn(LEAK_ACTIONS, action) ? LEAK_ACTIONS[action]! : null;
@@ -169,4 +177,38 @@ export function hostPidDenial(createBody: unknown): string | null {
   const pid = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'PidMode', 'HostConfig.') : undefined;
   if (pid !== 'host') return null;
   return "[Drawbridge] '--pid host' is denied on this Defender: it shows every container's processes and with them their secrets (/proc/<pid>/environ, /proc/<pid>/root/run/secrets); run without it";
+}
+
+/** Where dockerd puts the host's /dev/shm for a container with `--ipc host` (bound recursively, submounts and all). */
+export const HOST_SHM = '/dev/shm';
+
+/** The secrets base among `bases` (as configured and as resolved) that is the host's /dev/shm or inside it; null when none is. */
+export function baseInHostShm(bases: readonly string[]): string | null {
+  return bases.find((b) => cleanContainerPath(b) === HOST_SHM || cleanContainerPath(b).startsWith(`${HOST_SHM}/`)) ?? null;
+}
+
+/** A create body's `HostConfig.IpcMode` ('' when it gives none: dockerd's default, private or shareable). */
+export function ipcModeOf(createBody: unknown): string {
+  if (!isJsonObject(createBody)) return '';
+  const hostConfig = fieldValue(createBody, 'HostConfig', '');
+  const mode = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'IpcMode', 'HostConfig.') : undefined;
+  return typeof mode === 'string' ? mode : '';
+}
+
+/** The create body with `HostConfig.IpcMode` set to `mode` (a `container:` reference pinned to the id that was checked). */
+export function withIpcMode(createBody: JsonObject, mode: string): JsonObject {
+  const hostConfigKey = fieldKey(createBody, 'HostConfig', '')!;
+  const hostConfig = createBody[hostConfigKey] as JsonObject;
+  return { ...createBody, [hostConfigKey]: { ...hostConfig, [fieldKey(hostConfig, 'IpcMode', 'HostConfig.') ?? 'IpcMode']: mode } };
+}
+
+/**
+ * The refusal of a container that would see the host's /dev/shm while a secrets base (`shmBase`, see
+ * baseInHostShm) is there: `ipcMode` is its own mode, `via` the container it shares IPC with (`--ipc container:…`,
+ * whose mode was host). Null when it does not, or when no base is under /dev/shm.
+ */
+export function hostIpcDenial(ipcMode: string, shmBase: string | null, via?: string): string | null {
+  if (shmBase === null || ipcMode !== 'host') return null;
+  const what = via === undefined ? "'--ipc host'" : `'--ipc container:${via}' ('${via}' has the host's IPC namespace)`;
+  return `[Drawbridge] ${what} is denied on this Defender: the host's /dev/shm would be mounted in the container, and it holds every container's secret files (${shmBase}); run without it, or move the Defender's --secrets-dir out of /dev/shm`;
 }

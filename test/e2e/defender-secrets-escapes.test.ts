@@ -1,0 +1,112 @@
+// Ways to the secrets that need neither a leak route nor a bind of the secrets directory, each reproduced against
+// this stage before it was closed (found by reviewing the Defender as an attacker whom the rules allow everything):
+// - `--ipc host`: dockerd mounts the host's /dev/shm in the container, recursively, and the secrets base is there;
+// - a local volume of type overlay whose mount data (`o=lowerdir=<the base>:…`) names the base as a layer;
+// - an archive upload (`docker cp` into a container) that replaces a script the container runs: it then runs with
+//   the container's env and /run/secrets, as `docker exec` would, without the exec action.
+// Each attack is shown working against a container without secrets, so the refusal is what stops it.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { daemonRequest } from '../support/daemon-request.js';
+import { pollUntil } from '../support/poll.js';
+import { secretsUnderAttack, tag } from '../support/secrets-under-attack.js';
+import { tarOf } from '../support/tar.js';
+import { RawTlsClient, rawRequest } from '../support/tls-client.js';
+
+const s = secretsUnderAttack('defender-secrets-escapes', 'dev-esc');
+const { label, DB_PASSWORD, TOKEN, dockerHost, run, runOk, startContainer, inspectDirect } = s;
+const BASE_MOUNT = "which holds or contains the containers' secrets";
+
+describe("the host's IPC namespace (its /dev/shm holds the secrets base)", () => {
+  test('--ipc host is refused while the base is under /dev/shm', async () => {
+    await startContainer('billing');
+    const r = await run(['run', '--rm', '--label', label, '--ipc', 'host', s.image, 'sh', '-c', `cat ${s.secretsDir}/*/token; true`]);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`'--ipc host' is denied on this Defender: the host's /dev/shm would be mounted in the container, and it holds every container's secret files (${s.secretsDir})`);
+  });
+
+  test('a container with the host IPC namespace made past the Defender cannot be started through it, nor shared with --ipc container:', async () => {
+    await startContainer('billing');
+    const name = `escapes-hostipc-${tag()}`;
+    const config = { Image: s.image, Cmd: ['sleep', '600'], Labels: { 'drawbridge.test': 'defender-secrets-escapes' }, HostConfig: { IpcMode: 'host' } };
+    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, config);
+    expect(created.status, created.body).toBe(201);
+    const start = await run(['start', name]);
+    expect(start.code).not.toBe(0);
+    expect(start.stderr).toContain("'--ipc host' is denied on this Defender");
+    expect((await inspectDirect(name)).State.Running).toBe(false);
+    expect((await daemonRequest(dockerHost(), 'POST', `/containers/${name}/start`)).status).toBe(204); // past the Defender
+    const r = await run(['run', '--rm', '--label', label, '--ipc', `container:${name}`, s.image, 'sh', '-c', `cat ${s.secretsDir}/*/token; true`]);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.stderr).toContain(`'--ipc container:${name}' ('${name}' has the host's IPC namespace) is denied on this Defender`);
+  });
+
+  test('--ipc container: of a private namespace works, pinned to the id that was checked', async () => {
+    const owner = await startContainer('plain', ['--ipc', 'shareable']);
+    const sharer = await startContainer('plain', ['--ipc', `container:${owner}`]);
+    expect((await inspectDirect(sharer)).HostConfig.IpcMode).toBe(`container:${(await inspectDirect(owner)).Id}`);
+  });
+});
+
+describe("overlay layers in a local volume's mount data", () => {
+  test('lowerdir=<the base> is refused in docker volume create and in an inline --mount; overlays of other host paths work', async () => {
+    await startContainer('billing');
+    const [lower, empty] = [join(s.work, 'lower'), join(s.work, 'empty')];
+    await mkdir(lower);
+    await mkdir(empty);
+    await writeFile(join(lower, 'hello'), 'from the lower layer');
+    const overlay = (layers: string): string[] => ['-o', 'type=overlay', '-o', 'device=overlay', '-o', `o=lowerdir=${layers}`];
+    const created = await run(['volume', 'create', '--label', label, ...overlay(`${s.secretsDir}:${empty}`), `escapes-ovl-${tag()}`]);
+    expect(created.code).not.toBe(0);
+    expect(created.stderr).toContain(`the request mounts the host path ${s.secretsDir}, ${BASE_MOUNT}`);
+    const inlineOpts = (layers: string): string => `type=volume,dst=/y,volume-driver=local,volume-opt=type=overlay,volume-opt=device=overlay,volume-opt=o=lowerdir=${layers}`;
+    const inline = await run(['run', '--rm', '--label', label, '--mount', inlineOpts(`${s.secretsDir}:${empty}`), s.image, 'sh', '-c', 'cat /y/*/token']);
+    expect(inline.stdout).not.toContain(TOKEN);
+    expect(inline.stderr).toContain(`the request mounts the host path ${s.secretsDir}, ${BASE_MOUNT}`);
+    // The same mounts of ordinary directories are not refused: the overlay itself is what dockerd makes of them.
+    const volume = (await runOk(['volume', 'create', '--label', label, ...overlay(`${lower}:${empty}`), `escapes-ovl-${tag()}`])).trim();
+    expect(await runOk(['run', '--rm', '--label', label, '-v', `${volume}:/x`, s.image, 'cat', '/x/hello'])).toBe('from the lower layer');
+    expect(await runOk(['run', '--rm', '--label', label, '--mount', inlineOpts(`${lower}:${empty}`), s.image, 'cat', '/y/hello'])).toBe('from the lower layer');
+  });
+});
+
+describe('an archive upload into a container (docker cp into it)', () => {
+  // The container runs /tmp/run.sh when it appears: what a service's entrypoint or a restart would do with a
+  // replaced script or binary.
+  const RUNS_PLANTED = ['sh', '-c', 'while ! [ -f /tmp/run.sh ]; do sleep 0.1; done; sh /tmp/run.sh; sleep 600'];
+  const plant = tarOf('tmp/run.sh', Buffer.from('echo planted; env; cat /run/secrets/token 2>/dev/null; echo\n'));
+
+  async function upload(container: string): Promise<{ status: number; text: string }> {
+    const client = await RawTlsClient.connect(s.defender.port, s.eveDir);
+    try {
+      await client.write(rawRequest('PUT', `/v1.41/containers/${container}/archive?path=/`, { 'Content-Type': 'application/x-tar', 'Content-Length': plant.length }, plant));
+      const res = await client.readResponse();
+      return { status: res.status, text: res.text() };
+    } finally {
+      client.destroy();
+    }
+  }
+
+  test('into a secret-carrying container it is refused (copy path), so nothing it planted runs with the secrets', async () => {
+    const secret = await startContainer('billing', [], RUNS_PLANTED);
+    const r = await upload(secret);
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).toContain("The command 'container_extract' (docker cp into it) is denied: the container carries secrets injected by secret rule 'db-env', 'token-all'");
+    await writeFile(join(s.work, 'cp-me'), 'echo planted by docker cp\n');
+    const cp = await run(['cp', join(s.work, 'cp-me'), `${secret}:/tmp/run.sh`]);
+    expect(cp.code).not.toBe(0); // the CLI's stat (HEAD) is refused first, the upload after it
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const logs = await runOk(['logs', secret]);
+    expect(logs).not.toContain(DB_PASSWORD);
+    expect(logs).not.toContain('planted');
+  });
+
+  test('into a container without secrets it works (and what it planted runs)', async () => {
+    const plain = await startContainer('plain', [], RUNS_PLANTED);
+    const r = await upload(plain);
+    expect(r.status, r.text).toBe(200);
+    await pollUntil('the planted script to run', async () => (await runOk(['logs', plain])).includes('planted'), 10_000, 100);
+  });
+});
