@@ -16,7 +16,7 @@ import { openApiRoute } from './api/openapi.js';
 import type { ApiRoute, Principal } from './api/route.js';
 import { createRouter } from './api/router.js';
 import { userRoutes } from './api/user-routes.js';
-import { mountOAuth, oauthPrincipalOf } from './oauth/mount-oauth.js';
+import { mountOAuth, type OAuthMount } from './oauth/mount-oauth.js';
 
 export const CONSOLE_VERSION = '0.1.0';
 
@@ -30,7 +30,7 @@ export interface ConsoleServer {
 /** Route groups register here; each is a function of the context returning its routes. */
 export type RouteGroup = (ctx: ConsoleContext) => ApiRoute[];
 
-export function authenticate(ctx: ConsoleContext, req: IncomingMessage): Principal {
+export async function authenticate(ctx: ConsoleContext, oauth: OAuthMount, req: IncomingMessage): Promise<Principal> {
   const socket = req.socket as TLSSocket;
   if (socket.authorized) {
     const cert = socket.getPeerCertificate();
@@ -43,8 +43,8 @@ export function authenticate(ctx: ConsoleContext, req: IncomingMessage): Princip
   const auth = req.headers.authorization;
   const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
   if (m) {
-    const oauth = oauthPrincipalOf(req); // an OAuth access token, resolved before routing (console/oauth/mount-oauth.ts)
-    if (oauth) return oauth;
+    const byOAuth = await oauth.principalOf(req); // an OAuth access token (console/oauth/mount-oauth.ts)
+    if (byOAuth) return byOAuth;
     const session = ctx.sessions.resolve(m[1]!);
     const user = session ? ctx.users.get(session.userName) : null;
     if (session && user && !user.disabled) {
@@ -57,8 +57,9 @@ export function authenticate(ctx: ConsoleContext, req: IncomingMessage): Princip
 export function buildConsole(ctx: ConsoleContext, tls: { cert: string; key: string }, groups: readonly RouteGroup[] = []): ConsoleServer {
   const routes: ApiRoute[] = [];
   routes.push(...authRoutes(ctx), ...userRoutes(ctx), ...groups.flatMap((g) => g(ctx)), openApiRoute(() => routes, CONSOLE_VERSION));
-  const handler = createRouter(routes, { authenticate: (req) => authenticate(ctx, req), log: (m, f) => ctx.log.error(m, f) });
-  const server = createServer({ cert: tls.cert, key: tls.key, ca: ctx.ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, mountOAuth(ctx).wrap(handler));
+  const oauth = mountOAuth(ctx);
+  const handler = createRouter(routes, { authenticate: (req) => authenticate(ctx, oauth, req), log: (m, f) => ctx.log.error(m, f) });
+  const server = createServer({ cert: tls.cert, key: tls.key, ca: ctx.ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, oauth.wrap(handler));
   return {
     server,
     routes,

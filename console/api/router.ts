@@ -21,7 +21,8 @@ interface CompiledRoute {
 }
 
 export interface RouterDeps {
-  authenticate(req: IncomingMessage): Principal;
+  /** Who sent `req`, as the Console's state says now (called again once a body is in). */
+  authenticate(req: IncomingMessage): Promise<Principal>;
   log(message: string, fields: Record<string, unknown>): void;
 }
 
@@ -106,7 +107,7 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
         throw new FieldError(n, 'is not validly percent-encoded');
       }
     });
-    const principal = deps.authenticate(req);
+    let principal = await deps.authenticate(req);
     checkAccess(route, principal);
 
     let query: unknown = {};
@@ -131,6 +132,10 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
         if (!parsed.success) throw zodToFieldError(parsed.error, 'body');
         body = parsed.data;
       }
+      // Again, now that the body is in: a client may hold its body back for minutes, and a user deleted, disabled,
+      // demoted or moved out of a group meanwhile must not act (or get a certificate) as they were when the headers came.
+      principal = await deps.authenticate(req);
+      checkAccess(route, principal);
     }
     const result = await route.handler({ principal, params, body, query, req, res });
     if (result === RAW) return;

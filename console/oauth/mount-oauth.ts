@@ -4,9 +4,9 @@
  * - `/oauth/interaction/…` is the sign-in page (login-interaction.ts); everything else under `/oauth/` is
  *   oidc-provider's (discovery at `/oauth/.well-known/openid-configuration`, `/oauth/auth`, `/oauth/token`,
  *   `/oauth/token/revocation`, `/oauth/device/auth`, `/oauth/device`, `/oauth/jwks`, `/oauth/me`).
- * - Any other request goes to the route table. When it carries a bearer token that is not a Console session
- *   token (`dbs_…`), the token is first resolved as an OAuth access token (oidc-provider's models are async,
- *   `authenticate()` is not); `authenticate()` then finds the principal with `oauthPrincipalOf(req)`.
+ * - Any other request goes to the route table. A bearer token that is not a Console session token (`dbs_…`) is
+ *   an OAuth access token: the Console's authentication resolves it with `principalOf` (oidc-provider's models are
+ *   async), each time it authenticates the request.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
@@ -17,18 +17,14 @@ import { createOAuthProvider, OAUTH_PREFIX } from './oauth-provider.js';
 import { OAuthStore } from './oauth-store.js';
 
 const SESSION_TOKEN = /^dbs_/;
-const principals = new WeakMap<IncomingMessage, UserPrincipal>();
-
-/** The user an OAuth access token on this request stands for, once `wrap()` has resolved it. */
-export function oauthPrincipalOf(req: IncomingMessage): UserPrincipal | undefined {
-  return principals.get(req);
-}
 
 export interface OAuthMount {
   readonly provider: Provider;
   readonly store: OAuthStore;
   /** The HTTPS server's request listener: `/oauth/…` here, the rest to `next` (the route table). */
   wrap(next: RequestListener): RequestListener;
+  /** The user the request's OAuth access token stands for now; null without one (a session token, no token). */
+  principalOf(req: IncomingMessage): Promise<UserPrincipal | null>;
 }
 
 function bearerToken(req: IncomingMessage): string | null {
@@ -64,17 +60,18 @@ export function mountOAuth(ctx: ConsoleContext): OAuthMount {
           });
           return;
         }
-        const token = bearerToken(req);
-        if (token === null || SESSION_TOKEN.test(token)) return next(req, res);
-        void resolveAccessToken(ctx, provider, token)
-          .then(
-            (principal) => {
-              if (principal) principals.set(req, principal);
-            },
-            (e: unknown) => ctx.log.error('oauth access token lookup failed', { error: (e as Error).stack ?? String(e) }),
-          )
-          .finally(() => next(req, res));
+        next(req, res);
       };
+    },
+    async principalOf(req) {
+      const token = bearerToken(req);
+      if (token === null || SESSION_TOKEN.test(token)) return null;
+      try {
+        return await resolveAccessToken(ctx, provider, token);
+      } catch (e) {
+        ctx.log.error('oauth access token lookup failed', { error: (e as Error).stack ?? String(e) });
+        return null;
+      }
     },
   };
 }

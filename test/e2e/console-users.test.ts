@@ -1,8 +1,10 @@
 // Console users through the real binary and HTTP stack: create, read, update and delete; names unique whatever
 // their case; what a change does to the user's sessions; the last-admin guard; pagination. (Login, roles and the
 // error shape: console-auth.test.ts.)
+import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../support/console-process.js';
+import { makeCsr } from '../support/csr.js';
 
 const PASSWORD = 'a-long-enough-password';
 const WRONG_LOGIN = { error: { code: 'unauthenticated', message: 'wrong user name or password' } };
@@ -146,6 +148,46 @@ describe('users', () => {
     const start = names.indexOf('pg-bravo');
     const after = await cp.call('GET', `/api/v1/users?limit=2&cursor=${Buffer.from('pg-bravo').toString('base64url')}`, { token: admin });
     expect(after.body.items.map((u: { name: string }) => u.name)).toEqual(names.slice(start + 1, start + 3));
+  });
+});
+
+describe('a change to a user while one of their requests is still arriving', () => {
+  /** Sends `POST path` with `token`'s head now and its JSON body when `send()` is called; the answer's status. */
+  async function heldBack(token: string, path: string, json: unknown): Promise<{ send(): Promise<number> }> {
+    const body = JSON.stringify(json);
+    const socket = connect({ host: '127.0.0.1', port: cp.port, ca: cp.caPem });
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the head is in, the Console waits for the body
+    return {
+      async send() {
+        socket.end(body);
+        await new Promise((resolve) => socket.once('close', resolve));
+        return Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
+      },
+    };
+  }
+
+  it.each([
+    ['deleted', (name: string) => cp.call('DELETE', `/api/v1/users/${name}`, { token: admin })],
+    ['moved out of a group', (name: string) => patchUser(name, { groups: ['devs'] })],
+    ['disabled', (name: string) => patchUser(name, { disabled: true })],
+  ])('%s: a certificate request whose body was held back is refused (authenticated again once the body is in)', async (_what, change) => {
+    const name = `held-${_what.split(' ')[0]}`;
+    await createUser(name, { groups: ['ops'] });
+    const request = await heldBack(await cp.login(name, PASSWORD), '/api/v1/certs', { csr: (await makeCsr()).csr });
+    expect((await change(name)).status).toBeLessThan(300);
+    expect(await request.send()).toBe(401);
+    const certs = await cp.call('GET', `/api/v1/certs?user=${name}`, { token: admin });
+    expect(certs.body.items).toEqual([]);
+  });
+
+  it('an unchanged user gets the certificate the same way', async () => {
+    await createUser('held-steady', { groups: ['ops'] });
+    const request = await heldBack(await cp.login('held-steady', PASSWORD), '/api/v1/certs', { csr: (await makeCsr()).csr });
+    expect(await request.send()).toBe(201);
   });
 });
 
