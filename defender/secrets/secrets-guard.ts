@@ -144,6 +144,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     if (shmBase === null) return json;
     if (mode === 'host') throw secretErrors.leak_denied(hostIpcDenial(mode, shmBase)!);
     const ref = mode.slice('container:'.length);
+    if (ref === '') return json; // dockerd refuses it
     const shared = await lookupExisting(ref);
     const via = hostIpcDenial(shared.ipcMode, shmBase, ref);
     if (via !== null) throw secretErrors.leak_denied(via);
