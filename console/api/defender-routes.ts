@@ -91,8 +91,8 @@ export function defenderRoutes(ctx: ConsoleContext) {
       body: createJoinTokenBody,
       handler({ principal, body }) {
         const name = principal.kind === 'user' ? principal.name : '?';
-        const t = tokens.create(name, body.ttlSeconds, body.singleUse);
-        ctx.log.info('join token created', { id: t.id, by: name, expiresAt: t.expiresAt, singleUse: t.singleUse });
+        const t = tokens.create(name, body.ttlSeconds, body.singleUse, body.hostName ?? null);
+        ctx.log.info('join token created', { id: t.id, by: name, expiresAt: t.expiresAt, singleUse: t.singleUse, host: t.hostName ?? '*' });
         return created(t);
       },
     }),

@@ -191,4 +191,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE defenders ADD COLUMN server_names_json TEXT;
   ALTER TABLE defenders ADD COLUMN previous_cert_serial TEXT;
   `,
+  // 8: a join token may be made for one host name (the only way to enrol a name that is already enrolled)
+  `
+  ALTER TABLE join_tokens ADD COLUMN host_name TEXT;
+  `,
 ];

@@ -8,7 +8,9 @@
  *   as kind 'defender-server', which never authenticates anyone to the Console.
  * - Client certificate: clientAuth, `CN=<host>, O=Drawbridge Defender`, registered as kind 'defender': the only
  *   certificate the Console accepts as this Defender (server.ts `authenticate`).
- * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates.
+ * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates, and
+ *   takes a join token made for that name (409 otherwise; a token for another name: 403): a token for any name
+ *   enrols only names no Defender has, so its holder cannot take over an enrolled host and its secrets.
  * - Both certificates live `--defender-cert-lifetime` seconds (a year by default); the Defender renews them itself
  *   (renew-defender.ts), and the SANs are recorded so a renewal reissues exactly these.
  */
@@ -17,7 +19,7 @@ import { readCsr } from '../../shared/identity/certificate-profiles.js';
 import { hostName as hostNameSchema, type EnrollResponse } from '../../shared/wire/defender-console.js';
 import type { ConsoleContext } from '../context.js';
 import { nowIso } from '../db/database.js';
-import { FieldError } from '../errors.js';
+import { consoleErrors, FieldError } from '../errors.js';
 import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore } from './defender-store.js';
 import type { JoinTokenStore } from './join-tokens.js';
 
@@ -71,7 +73,13 @@ export async function enrollDefender(
   input: EnrollInput,
   address: string | null,
 ): Promise<EnrollResponse> {
-  stores.tokens.check(input.joinToken);
+  const token = stores.tokens.check(input.joinToken, input.hostName);
+  // Enrolling a name again replaces that Defender (its certificates are revoked, its secrets go to the new one):
+  // only with a token an admin made for that name. A token for any name enrols only names no Defender has.
+  const existing = stores.defenders.get(input.hostName);
+  if (existing && token.hostName === null) {
+    throw consoleErrors.conflict(`a Defender named '${existing.hostName}' is already enrolled; to enrol it again, use a join token made for it (POST /api/v1/defenders/join-tokens {"hostName":"${existing.hostName}"}), or remove it first (DELETE /api/v1/defenders/${existing.hostName})`);
+  }
   const names = serverNames(input.hostName, input.addresses);
   await checkCsr(input.serverCsr, 'body.serverCsr');
   await checkCsr(input.clientCsr, 'body.clientCsr');

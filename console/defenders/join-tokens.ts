@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { hashToken, newToken } from '../auth/session-store.js';
 import type { Db } from '../db/database.js';
 import { nowIso } from '../db/database.js';
+import { hostName as hostNameSchema } from '../../shared/wire/defender-console.js';
 import { consoleErrors, FieldError } from '../errors.js';
 
 export const MAX_JOIN_TOKEN_TTL = 30 * 24 * 3600;
@@ -20,6 +21,9 @@ export const createJoinTokenBody = z.strictObject({
   // 1 s is allowed (not only 60) so expiry can be exercised end to end; a token that short is useless, not unsafe.
   ttlSeconds: z.number().int().min(1).max(MAX_JOIN_TOKEN_TTL).default(3600).describe('lifetime in seconds (default 3600, at most 30 days)'),
   singleUse: z.boolean().default(true).describe('admit only one enrolment (default true)'),
+  hostName: hostNameSchema
+    .optional()
+    .describe('the only host name this token enrols (any letter case); needed to enrol again a name that is enrolled. Without it, the token enrols only names no Defender has'),
 });
 
 export interface JoinTokenView {
@@ -28,6 +32,8 @@ export interface JoinTokenView {
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly singleUse: boolean;
+  /** The host name the token is for; null: any name no Defender has yet. */
+  readonly hostName: string | null;
   readonly uses: number;
   readonly status: 'active' | 'expired' | 'used';
 }
@@ -39,6 +45,7 @@ interface JoinTokenRow {
   created_at: string;
   expires_at: string;
   single_use: number;
+  host_name: string | null;
   uses: number;
 }
 
@@ -50,6 +57,7 @@ function toView(r: JoinTokenRow, now: string): JoinTokenView {
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     singleUse: r.single_use === 1,
+    hostName: r.host_name,
     uses: r.uses,
     status: used ? 'used' : r.expires_at <= now ? 'expired' : 'active',
   };
@@ -58,14 +66,14 @@ function toView(r: JoinTokenRow, now: string): JoinTokenView {
 export class JoinTokenStore {
   constructor(private readonly db: Db) {}
 
-  create(createdBy: string, ttlSeconds: number, singleUse: boolean): { id: string; token: string; expiresAt: string; singleUse: boolean } {
+  create(createdBy: string, ttlSeconds: number, singleUse: boolean, hostName: string | null = null): { id: string; token: string; expiresAt: string; singleUse: boolean; hostName: string | null } {
     const token = newToken('dbj');
     const id = `jt_${randomBytes(9).toString('base64url')}`;
     const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
     this.db
-      .prepare('INSERT INTO join_tokens (token_hash, id, created_by, created_at, expires_at, single_use) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(hashToken(token), id, createdBy, nowIso(), expiresAt, singleUse ? 1 : 0);
-    return { id, token, expiresAt, singleUse };
+      .prepare('INSERT INTO join_tokens (token_hash, id, created_by, created_at, expires_at, single_use, host_name) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(hashToken(token), id, createdBy, nowIso(), expiresAt, singleUse ? 1 : 0, hostName);
+    return { id, token, expiresAt, singleUse, hostName };
   }
 
   /** Newest first; `after` is the key of the last item of the previous page. */
@@ -82,13 +90,20 @@ export class JoinTokenStore {
     return this.db.prepare('DELETE FROM join_tokens WHERE id = ?').run(id).changes > 0;
   }
 
-  /** Throws 401 (unknown) or 410 (expired, used) unless `token` may enrol now; does not consume it. */
-  check(token: string): void {
+  /**
+   * Throws 401 (unknown) or 410 (expired, used) unless `token` may enrol now, and 403 when it is for another host
+   * name than `hostName`; does not consume it. The token's view (its host name: whether it may take over an enrolled name).
+   */
+  check(token: string, hostName?: string): JoinTokenView {
     const row = this.db.prepare('SELECT * FROM join_tokens WHERE token_hash = ?').get(hashToken(token)) as JoinTokenRow | undefined;
     if (!row) throw consoleErrors.unauthenticated('unknown join token: ask an admin for one (POST /api/v1/defenders/join-tokens)');
     const view = toView(row, nowIso());
     if (view.status === 'used') throw consoleErrors.gone('this join token was already used (it is single-use): ask an admin for a new one');
     if (view.status === 'expired') throw consoleErrors.gone(`this join token expired at ${row.expires_at}: ask an admin for a new one`);
+    if (hostName !== undefined && view.hostName !== null && view.hostName.toLowerCase() !== hostName.toLowerCase()) {
+      throw consoleErrors.forbidden(`this join token is for the host '${view.hostName}', not '${hostName}': enrol that host with it, or ask an admin for a token for '${hostName}'`);
+    }
+    return view;
   }
 
   /** Checks and takes one use, atomically; returns a function that gives the use back. */

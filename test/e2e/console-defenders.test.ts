@@ -19,8 +19,9 @@ async function joinToken(body: Record<string, unknown> = {}): Promise<{ id: stri
   return r.body;
 }
 
+/** Enrols `host` with a join token made for it (which may also enrol it again). */
 async function enrol(host: string, extra = {}): Promise<EnrolledDefender> {
-  const r = await enrollDefender(consoleProc, (await joinToken()).token, host, extra);
+  const r = await enrollDefender(consoleProc, (await joinToken({ hostName: host })).token, host, extra);
   if (!r.ok) throw new Error(`enrolment of ${host} failed: ${r.res.status} ${r.res.text}`);
   return r.defender;
 }
@@ -209,6 +210,22 @@ describe('an enrolled Defender', () => {
     } finally {
       stream.close();
     }
+  });
+
+  test('a token for any name enrols only a name no Defender has: taking over an enrolled one (any letter case) needs a token made for it', async () => {
+    const first = await enrol('bound-a');
+    for (const name of ['bound-a', 'BOUND-A']) {
+      const taken = await enrollDefender(consoleProc, (await joinToken()).token, name);
+      expect(!taken.ok && [taken.res.status, taken.res.body.error.message]).toEqual([409, expect.stringContaining(`a Defender named 'bound-a' is already enrolled; to enrol it again, use a join token made for it (POST /api/v1/defenders/join-tokens {"hostName":"bound-a"})`)]);
+    }
+    const other = await joinToken({ hostName: 'bound-b' });
+    const wrong = await enrollDefender(consoleProc, other.token, 'bound-c');
+    expect(!wrong.ok && [wrong.res.status, wrong.res.body.error.message]).toEqual([403, expect.stringContaining("this join token is for the host 'bound-b', not 'bound-c'")]);
+    const list = await consoleProc.call('GET', '/api/v1/defenders/join-tokens', { token: admin });
+    expect(list.body.items.find((i: { id: string }) => i.id === other.id)).toMatchObject({ hostName: 'bound-b', uses: 0, status: 'active' }); // not burnt
+    expect((await call(first, 'POST', '/api/v1/defenders/heartbeat', { version: 'x', policyVersion: 1, listener: { type: 'tcp', address: ':9998' }, auditBacklog: 0 })).status).toBe(204); // still itself
+    expect((await enrollDefender(consoleProc, (await joinToken({ hostName: 'BOUND-A' })).token, 'bound-a')).ok).toBe(true);
+    expect((await enrollDefender(consoleProc, (await joinToken()).token, 'bound-new')).ok).toBe(true);
   });
 
   test('re-enrolment revokes the old certificates; deleting a Defender ends its stream and its certificates', async () => {
