@@ -5,9 +5,10 @@
  * Console's TLS certificate, and the first admin `admin` (password from --admin-password/env, or a one-time
  * password printed once). Later starts reuse all of it.
  */
-import { createHash, createPublicKey, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
+import { CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
 import { ROUTE_GROUPS } from './api/routes.js';
 import { SessionStore } from './auth/session-store.js';
 import { UserStore } from './auth/user-store.js';
@@ -50,10 +51,12 @@ async function consoleTls(db: Db, masterKey: MasterKey, ca: ConsoleCa, config: C
   const cert = get('tls.cert');
   const keySealed = get('tls.key');
   const expires = get('tls.not_after');
-  if (cert && keySealed && get('tls.names') === wanted && expires && Date.parse(expires) > Date.now() + 30 * 24 * 3600_000) {
+  // One without the Console's mark (made by an older version) is replaced: Defenders and the companion require it.
+  const marked = cert !== undefined && new X509Certificate(cert).subject.split('\n').includes(`O=${CONSOLE_ORGANIZATION}`);
+  if (cert && marked && keySealed && get('tls.names') === wanted && expires && Date.parse(expires) > Date.now() + 30 * 24 * 3600_000) {
     return { cert, key: masterKey.open(keySealed, 'tls.key').toString('utf8') };
   }
-  const issued = await ca.issueWithNewKey({ kind: 'server', ...names }, TLS_LIFETIME_MS, 'console');
+  const issued = await ca.issueWithNewKey({ kind: 'console-server', ...names }, TLS_LIFETIME_MS, 'console');
   const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
   db.transaction(() => {
     put.run('tls.cert', issued.certPem);

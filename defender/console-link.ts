@@ -12,6 +12,7 @@ import type { IncomingMessage, ClientRequest } from 'node:http';
 import { request, type RequestOptions } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
 
 export interface ConsoleTls {
   /** PEM CA(s) the Console's certificate must chain to. */
@@ -52,6 +53,17 @@ function pinError(cert: PeerCertificate, pins: readonly string[]): Error | undef
   return Object.assign(new Error(`the Console's public key (${pin}) does not match --console-pin; refusing to talk to it`), { code: 'ERR_DRAWBRIDGE_PIN_MISMATCH' });
 }
 
+/**
+ * The Console is told from a Defender by its certificate's `O=Drawbridge Console`: the Console's CA also signs every
+ * Defender's server certificate, with the names its enroller asked for, so chain and name alone would let whoever
+ * held a join token stand in for the Console (and push a policy that allows everything).
+ */
+function consoleMarkError(cert: PeerCertificate): Error | undefined {
+  const o = cert.subject?.O;
+  if ((Array.isArray(o) ? o : [o]).includes(CONSOLE_ORGANIZATION)) return undefined;
+  return Object.assign(new Error(`the server is not the Drawbridge Console: its certificate (${cert.subject?.CN ?? 'no CN'}) chains to the Console's CA but lacks O=${CONSOLE_ORGANIZATION} (a Defender's certificate?); check --console`), { code: 'ERR_DRAWBRIDGE_NOT_CONSOLE' });
+}
+
 /** TLS options for requests to the Console at `url`. */
 function tlsOptions(url: URL, tls: ConsoleTls): RequestOptions {
   const pins = tls.pins ?? [];
@@ -68,7 +80,7 @@ function tlsOptions(url: URL, tls: ConsoleTls): RequestOptions {
       ...base,
       ca: tls.ca,
       rejectUnauthorized: true,
-      checkServerIdentity: (hostname, cert) => checkServerIdentity(hostname, cert) ?? (pins.length ? pinError(cert, pins) : undefined),
+      checkServerIdentity: (hostname, cert) => checkServerIdentity(hostname, cert) ?? consoleMarkError(cert) ?? (pins.length ? pinError(cert, pins) : undefined),
     };
   }
   if (pins.length === 0) throw new Error('no way to verify the Console: give its CA (--console-ca) or its public key pin (--console-pin)');

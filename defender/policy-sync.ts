@@ -113,6 +113,12 @@ export function startPolicySync(opts: PolicySyncOptions): PolicySync {
     try {
       stream = await link.openStream(`/api/v1/defenders/policy?since=${since}`, { accept: 'application/x-ndjson' });
     } catch (e) {
+      // A server that is not the Console (a certificate without its mark, a key that is not the pinned one) is worth
+      // an error at every attempt: someone may be standing in for it. Other failures are logged once (lost()).
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ERR_DRAWBRIDGE_NOT_CONSOLE' || code === 'ERR_DRAWBRIDGE_PIN_MISMATCH') {
+        log.error('refusing a server that is not the Console; enforcing the last policy', { console: link.url, error: (e as Error).message });
+      }
       if (mine === attempt) scheduleReconnect((e as Error).message);
       return;
     }

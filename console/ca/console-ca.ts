@@ -16,7 +16,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPair, KeyObje
 import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
 import { createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificateDer, leafIssuer, newSerialNumber, readCsrWith, toPem, type LeafIssuer, type LeafProfile } from '../../shared/identity/certificate-profiles.js';
-import type { Identity } from '../../shared/identity/certificate-identity.js';
+import { CONSOLE_CA_COMMON_NAME, type Identity } from '../../shared/identity/certificate-identity.js';
 import type { CertificateKind } from '../certs/certificate-register.js';
 import type { MasterKey } from '../crypto/master-key.js';
 import type { Db } from '../db/database.js';
@@ -70,7 +70,7 @@ export class ConsoleCa {
     if (row) return ConsoleCa.load(db, row.cert_pem, masterKey.open(row.key_sealed, 'ca.key').toString('utf8'));
     const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const now = Date.now();
-    const cert = await createCaCertificate({ commonName: 'Drawbridge Console CA', keys: keys as never, serialNumber: serial(), notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + 10 * YEAR_MS) });
+    const cert = await createCaCertificate({ commonName: CONSOLE_CA_COMMON_NAME, keys: keys as never, serialNumber: serial(), notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + 10 * YEAR_MS) });
     const certPem = toPem(cert);
     const keyPem = pkcs8Pem(KeyObject.from(keys.privateKey));
     db.prepare('INSERT INTO ca (id, cert_pem, key_sealed, created_at) VALUES (1, ?, ?, ?)').run(certPem, masterKey.seal(keyPem, 'ca.key'), nowIso());

@@ -12,7 +12,8 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { CONSOLE_CA_COMMON_NAME, CONSOLE_ORGANIZATION } from '../../shared/identity/certificate-identity.js';
 import { CompanionError } from './companion-errors.js';
 
 export type ConsoleFetch = (url: string | URL, init?: { method?: string; headers?: Record<string, string> | Headers; body?: unknown; signal?: AbortSignal | null }) => Promise<Response>;
@@ -60,14 +61,28 @@ export function spkiPinOf(raw: Buffer): string {
   return `sha256//${createHash('sha256').update(spki).digest('base64')}`;
 }
 
+/**
+ * The server's name, and, under the Console's own CA, its `O=Drawbridge Console`: that CA also signs Defenders'
+ * server certificates with names their enrollers chose, so a name alone does not make the Console.
+ */
+function consoleIdentity(hostname: string, cert: PeerCertificate): Error | undefined {
+  const wrongName = checkServerIdentity(hostname, cert);
+  if (wrongName) return wrongName;
+  const o = cert.subject?.O;
+  if ((Array.isArray(o) ? o : [o]).includes(CONSOLE_ORGANIZATION)) return undefined;
+  return new Error(`${hostname} is not the Drawbridge Console: its certificate chains to the Console's CA but lacks O=${CONSOLE_ORGANIZATION}`);
+}
+
 function httpsFetch(consoleUrl: string, trust: TlsTrust): ConsoleFetch {
+  // A CA other than the Console's own (the Console behind a proxy with a company certificate) vouches by name only.
+  const marked = trust.ca !== undefined && new X509Certificate(trust.ca).subject.split('\n').includes(`CN=${CONSOLE_CA_COMMON_NAME}`);
   return (url, init = {}) =>
     new Promise<Response>((resolve, reject) => {
       const bytes = bodyBytes(init.body);
       const headers = headerRecord(init.headers);
       if (bytes) headers['content-length'] = String(bytes.length);
       // With a pin the chain is not checked (as curl -k --pinnedpubkey): the key check on 'secureConnect' is all.
-      const tls = trust.pin ? { rejectUnauthorized: false } : trust.ca ? { ca: trust.ca } : {};
+      const tls = trust.pin ? { rejectUnauthorized: false } : trust.ca ? { ca: trust.ca, ...(marked ? { checkServerIdentity: consoleIdentity } : {}) } : {};
       const req = request(url, { method: init.method ?? 'GET', headers, agent: false, ...tls, ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

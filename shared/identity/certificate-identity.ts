@@ -38,6 +38,13 @@ function checkValue(kind: string, value: string): string {
 /** Reads the identity from a subject name (DER or a parsed Name). */
 /** The organisation attribute that marks a Defender's certificate (see certificate-profiles.ts). */
 export const DEFENDER_ORGANIZATION = 'Drawbridge Defender';
+/**
+ * The organisation attribute of the Console's own TLS certificate, and of no other: the same CA signs Defenders'
+ * server certificates with names their enroller chose, so a name check alone cannot tell the Console from one.
+ */
+export const CONSOLE_ORGANIZATION = 'Drawbridge Console';
+/** The common name of the Console's CA (a client that trusts this CA requires CONSOLE_ORGANIZATION of the Console). */
+export const CONSOLE_CA_COMMON_NAME = 'Drawbridge Console CA';
 
 export function identityFromSubject(subject: Name): Identity {
   const other = subject.toJSON().flatMap((rdn) => Object.keys(rdn)).filter((type) => type !== 'CN' && type !== 'OU');

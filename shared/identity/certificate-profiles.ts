@@ -10,7 +10,8 @@
  *   (serverAuth or clientAuth), then subjectAltName for servers. Validity in UTCTime, GeneralizedTime from 2050.
  * - Client subjects come only from `subjectForIdentity` (CN = user, one OU per group); a CSR's own subject is
  *   never used. A Defender's client certificate is `CN=<host name>, O=Drawbridge Defender`, which the
- *   Defender refuses as a user identity. Server certificates name their DNS names and IPs in subjectAltName.
+ *   Defender refuses as a user identity. Server certificates name their DNS names and IPs in subjectAltName; the
+ *   Console's own adds `O=Drawbridge Console`, what Defenders and the companion require of the Console.
  * - The leaf's SubjectPublicKeyInfo is the CSR's, as sent; a CSR must be ECDSA P-256 signed with SHA-256.
  * - Serial numbers: 128 random bits, positive.
  */
@@ -20,7 +21,7 @@ import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-c
 import { ECParameters, ecdsaWithSHA256, id_ecdsaWithSHA256, id_ecPublicKey, id_secp256r1 } from '@peculiar/asn1-ecc';
 import * as asn from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { DEFENDER_ORGANIZATION, subjectForIdentity, utf8Name, type Identity } from './certificate-identity.js';
+import { CONSOLE_ORGANIZATION, DEFENDER_ORGANIZATION, subjectForIdentity, utf8Name, type Identity } from './certificate-identity.js';
 
 export const EC_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 export const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -75,7 +76,9 @@ export type LeafProfile =
   | { readonly kind: 'client'; readonly identity: Identity }
   /** A Defender's client certificate for talking to the Console: CN = host name, O = Drawbridge Defender. */
   | { readonly kind: 'defender-client'; readonly hostName: string }
-  | { readonly kind: 'server'; readonly dnsNames: readonly string[]; readonly ips: readonly string[] };
+  | { readonly kind: 'server'; readonly dnsNames: readonly string[]; readonly ips: readonly string[] }
+  /** The Console's own TLS certificate: a server certificate with `O=Drawbridge Console`, which no other carries. */
+  | { readonly kind: 'console-server'; readonly dnsNames: readonly string[]; readonly ips: readonly string[] };
 
 export interface LeafOptions {
   readonly profile: LeafProfile;
@@ -133,8 +136,9 @@ function leafSubject(profile: LeafProfile): { subject: asn.Name; extensions: asn
   if (profile.kind === 'defender-client') return { subject: utf8Name([['CN', profile.hostName], ['O', DEFENDER_ORGANIZATION]]), extensions: [CLIENT_AUTH] };
   const names = [...profile.dnsNames.map((dNSName) => new asn.GeneralName({ dNSName })), ...profile.ips.map((iPAddress) => new asn.GeneralName({ iPAddress }))];
   if (names.length === 0) throw new Error('a server certificate needs at least one DNS name or IP address');
+  const cn = ['CN', profile.dnsNames[0] ?? profile.ips[0]!] as const;
   return {
-    subject: utf8Name([['CN', profile.dnsNames[0] ?? profile.ips[0]!]]),
+    subject: utf8Name(profile.kind === 'console-server' ? [cn, ['O', CONSOLE_ORGANIZATION] as const] : [cn]),
     extensions: [SERVER_AUTH, extension(asn.id_ce_subjectAltName, false, new asn.SubjectAlternativeName(names))],
   };
 }
