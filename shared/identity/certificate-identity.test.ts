@@ -4,7 +4,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFENDER_ORGANIZATION, IdentityError, identityFromCertificate, identityFromSubject, subjectForIdentity, type Identity } from './certificate-identity.js';
+import { CONSOLE_ORGANIZATION, DEFENDER_ORGANIZATION, IdentityError, identityFromCertificate, identityFromSubject, subjectForIdentity, type Identity } from './certificate-identity.js';
 import {
   createCaCertificate, EC_KEY_ALGORITHM, issueLeafCertificate, issueLeafCertificateDer, leafIssuer, newSerialNumber, readCsr, readCsrWith, SIGNING_ALGORITHM, toPem,
   type LeafIssuer, type LeafProfile, type VerifySignature,
@@ -91,7 +91,8 @@ async function issueAsBefore(ca: { cert: x509.X509Certificate; key: webcrypto.Cr
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
   } else {
     const names = [...profile.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...profile.ips.map((value) => ({ type: 'ip' as const, value }))];
-    subject = new x509.Name([{ CN: [{ utf8String: profile.dnsNames[0] ?? profile.ips[0]! }] }]);
+    const cn = { CN: [{ utf8String: profile.dnsNames[0] ?? profile.ips[0]! }] };
+    subject = new x509.Name(profile.kind === 'console-server' ? [cn, { O: [{ utf8String: CONSOLE_ORGANIZATION }] }] : [cn]);
     extra.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]), new x509.SubjectAlternativeNameExtension(names));
   }
   return x509.X509CertificateGenerator.create({
@@ -135,6 +136,7 @@ describe('issuing with injected crypto (the Console path) issues what the @pecul
     ['defender client', { kind: 'defender-client', hostName: 'dev-a.example.com' }, '2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z'],
     ['server, DNS names and IPs', { kind: 'server', dnsNames: ['dev-a.example.com', 'dev-a'], ips: ['10.0.0.7', '::1', 'fd00::1:2'] }, '2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z'],
     ['server, one IP only', { kind: 'server', dnsNames: [], ips: ['192.168.1.20'] }, '2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z'],
+    ["the Console's own server certificate", { kind: 'console-server', dnsNames: ['console.example.com', 'localhost'], ips: ['127.0.0.1'] }, '2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z'],
     // UTCTime up to 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5)
     ['validity across 2050', client({ user: 'long', groups: ['x'] }), '2049-12-31T23:59:59.999Z', '2050-01-01T00:00:00Z'],
     ['validity before 2000', client({ user: 'old', groups: [] }), '1999-12-31T23:59:59Z', '2000-01-01T00:00:01Z'],
@@ -169,7 +171,8 @@ describe('issuing with injected crypto (the Console path) issues what the @pecul
     expect(mine.checkIssued(caNode)).toBe(true);
     for (const field of ['ca', 'keyUsage', 'subject', 'subjectAltName', 'issuer', 'validFrom', 'validTo', 'serialNumber', 'infoAccess'] as const) expect(mine[field]).toEqual(theirs[field]);
     expect(mine.ca).toBe(false);
-    expect(mine.keyUsage).toEqual([profile.kind === 'server' ? '1.3.6.1.5.5.7.3.1' : '1.3.6.1.5.5.7.3.2']);
+    expect(mine.keyUsage).toEqual([profile.kind === 'server' || profile.kind === 'console-server' ? '1.3.6.1.5.5.7.3.1' : '1.3.6.1.5.5.7.3.2']);
+    expect(mine.subject.split('\n').includes(`O=${CONSOLE_ORGANIZATION}`)).toBe(profile.kind === 'console-server'); // the mark is the Console's alone
     expect(mine.publicKey.export({ type: 'spki', format: 'der' })).toEqual(Buffer.from(spki));
     expect(toPem(der)).toBe(mine.toString());
 
