@@ -1,4 +1,5 @@
 /** The Console's services, built once at start and handed to every route. */
+import type { LoginThrottle } from './auth/login-throttle.js';
 import type { ConsoleCa } from './ca/console-ca.js';
 import type { ConsoleConfig } from './config.js';
 import type { MasterKey } from './crypto/master-key.js';
@@ -20,6 +21,8 @@ export interface ConsoleContext {
   readonly ca: ConsoleCa;
   readonly users: UserStore;
   readonly sessions: SessionStore;
+  /** Failed password logins slow down the next ones (per name, per address). */
+  readonly logins: LoginThrottle;
   readonly policy: PolicyClock;
   readonly secrets: SecretsService;
   readonly log: ConsoleLog;

@@ -12,6 +12,7 @@ export const consoleErrors = errorTable({
   conflict: { status: 409 },
   gone: { status: 410 },       // a one-time or join token that was used or expired
   too_large: { status: 413 },
+  too_many_requests: { status: 429 }, // failed logins slow the next ones down (auth/login-throttle.ts)
   config: { status: 500, expose: true },
   internal: { status: 500 },
 });

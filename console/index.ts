@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
 import { CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
 import { ROUTE_GROUPS } from './api/routes.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { SessionStore } from './auth/session-store.js';
 import { UserStore } from './auth/user-store.js';
 import { ConsoleCa } from './ca/console-ca.js';
@@ -104,7 +105,7 @@ export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stde
   const tlsPin = `sha256//${createHash('sha256').update(spki).digest('base64')}`;
   const policy = new PolicyClock(db);
   const secrets = new SecretsService(db, masterKey, policy, log);
-  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, policy, secrets, log, tlsPin };
+  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, logins: new LoginThrottle(), policy, secrets, log, tlsPin };
   const server = buildConsole(ctx, tls, ROUTE_GROUPS);
   const i = config.listen.lastIndexOf(':');
   const address = await server.listen(Number(config.listen.slice(i + 1)), config.listen.slice(0, i).replace(/^\[|\]$/g, '') || undefined);

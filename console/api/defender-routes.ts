@@ -16,14 +16,14 @@ import { defenderStatus, enrollRequest, listenerConfig, renewRequest } from '../
 import { getCertificate } from '../certs/certificate-register.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore, type DefenderRecord } from '../defenders/defender-store.js';
-import { enrollDefender, peerAddress } from '../defenders/enroll-defender.js';
+import { enrollDefender } from '../defenders/enroll-defender.js';
 import { createJoinTokenBody, JoinTokenStore } from '../defenders/join-tokens.js';
 import { PolicyHub } from '../defenders/policy-hub.js';
 import { renewDefender } from '../defenders/renew-defender.js';
 import { consoleErrors } from '../errors.js';
 import { auditRoutes } from './audit-routes.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
-import { created, noContent, RAW, route, type Principal, type Role } from './route.js';
+import { created, noContent, peerAddress, RAW, route, type Principal, type Role } from './route.js';
 
 const READERS: readonly Role[] = ['admin', 'operator', 'auditor'];
 const MANAGERS: readonly Role[] = ['admin', 'operator'];

@@ -72,3 +72,8 @@ export function noContent(): Reply {
 export function isReply(v: unknown): v is Reply {
   return typeof v === 'object' && v !== null && 'status' in v && typeof (v as Reply).status === 'number' && Object.keys(v).every((k) => ['status', 'json', 'text', 'contentType', 'headers'].includes(k));
 }
+
+/** The address a request came from, without the IPv4-mapped prefix. */
+export function peerAddress(remote: string | undefined): string | null {
+  return remote ? remote.replace(/^::ffff:(?=\d+\.)/, '') : null;
+}

@@ -62,11 +62,6 @@ export async function checkCsr(pem: string, field: string): Promise<void> {
   }
 }
 
-/** The address a request came from, without the IPv4-mapped prefix. */
-export function peerAddress(remote: string | undefined): string | null {
-  return remote ? remote.replace(/^::ffff:(?=\d+\.)/, '') : null;
-}
-
 export async function enrollDefender(
   ctx: ConsoleContext,
   stores: { tokens: JoinTokenStore; defenders: DefenderStore },

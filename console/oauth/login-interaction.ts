@@ -12,6 +12,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { errors } from 'oidc-provider';
+import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
+import { peerAddress } from '../api/route.js';
 import type { ConsoleContext } from '../context.js';
 import { errorPage, loginPage, type HtmlPage } from './oauth-pages.js';
 import { appAsking, OAUTH_PREFIX, OAUTH_SCOPES } from './oauth-provider.js';
@@ -76,11 +78,20 @@ export function loginInteraction(ctx: ConsoleContext, provider: Provider): (req:
     const username = (body.get('username') ?? '').trim();
     const password = body.get('password') ?? '';
     if (!username || !password) return send(res, loginPage({ ...form, username, error: 'Enter your user name and password.' }));
+    const address = peerAddress(req.socket.remoteAddress);
+    try {
+      ctx.logins.check(username.slice(0, 64), address);
+    } catch (e) {
+      if (!(e instanceof DrawbridgeError)) throw e;
+      return send(res, loginPage({ ...form, username, error: `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.` }));
+    }
     const user = username.length <= 64 && password.length <= 1024 ? await ctx.users.verify(username, password) : null;
     if (!user) {
+      ctx.logins.failed(username.slice(0, 64), address);
       ctx.log.info('oauth sign-in failed', { user: username.slice(0, 64), app: clientId });
       return send(res, loginPage({ ...form, username, error: 'Wrong user name or password.' }));
     }
+    ctx.logins.succeeded(user.name);
     const grant = new provider.Grant({ accountId: user.name, clientId });
     const asked = String(details.params.scope ?? '').split(' ').filter((s) => OAUTH_SCOPES.includes(s));
     if (asked.length) grant.addOIDCScope(asked.join(' '));

@@ -79,6 +79,18 @@ describe('login and sessions', () => {
     expect(wrong.text).toBe(unknown.text);
   });
 
+  it('slows down guessing: after 5 failures in a row for a name (any case) the next attempt waits, even with the right password', async () => {
+    await cp.createUser(admin, { name: 'gus', password: PASSWORD });
+    const login = (username: string, password: string) => cp.call('POST', '/api/v1/auth/login', { json: { username, password } });
+    for (let i = 0; i < 5; i++) expect((await login('gus', `guess-${i}`)).status).toBe(401);
+    const refused = await login('GUS', PASSWORD);
+    expect([refused.status, refused.body]).toEqual([429, { error: { code: 'too_many_requests', message: "too many failed logins for 'GUS': try again in 1 s" } }]);
+    expect((await login('bruce', PASSWORD)).status).toBe(200); // other names are not held up
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await login('gus', PASSWORD)).status).toBe(200);
+    expect((await login('gus', 'one-more-guess')).status).toBe(401); // a success starts the count again
+  });
+
   it('takes the user name case-insensitively and answers the stored spelling', async () => {
     const r = await cp.call('POST', '/api/v1/auth/login', { json: { username: 'BRUCE', password: PASSWORD } });
     expect(r.status, r.text).toBe(200);

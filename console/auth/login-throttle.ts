@@ -1,0 +1,82 @@
+/**
+ * Failed password logins slow down the next ones, so a password cannot be guessed online at the speed of the
+ * server (the API login and the companion's sign-in page share it).
+ *
+ * - Per user name, in any letter case, whether or not such a user exists (a lockout must not tell which names do):
+ *   after FREE_FAILURES failures in a row, the next attempt waits 1 s after the last failure, then 2 s, 4 s… up to
+ *   MAX_WAIT_S. An attempt during the wait is refused before the password is even checked, so it teaches nothing.
+ * - Per client address too (many names, one password each): after ADDRESS_FAILURES failures within WINDOW_S, the
+ *   address waits out the rest of that window.
+ * - A successful login clears its name (not its address); a name or address quiet for WINDOW_S is forgotten.
+ * - In memory: a restart forgets, and the table is bounded (the oldest entries go first).
+ */
+import { consoleErrors } from '../errors.js';
+
+export const FREE_FAILURES = 5;
+export const MAX_WAIT_S = 15 * 60;
+export const ADDRESS_FAILURES = 100;
+export const WINDOW_S = 15 * 60;
+const MAX_ENTRIES = 10_000;
+
+interface Failures {
+  count: number;
+  first: number;
+  last: number;
+}
+
+export class LoginThrottle {
+  private readonly names = new Map<string, Failures>();
+  private readonly addresses = new Map<string, Failures>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Throws 429 (naming how long to wait) when `name` or `address` must wait before the next attempt. */
+  check(name: string, address: string | null): void {
+    const now = this.now();
+    const byName = this.fresh(this.names, name.toLowerCase(), now);
+    if (byName && byName.count >= FREE_FAILURES) {
+      const until = byName.last + Math.min(MAX_WAIT_S, 2 ** (byName.count - FREE_FAILURES)) * 1000;
+      if (now < until) throw consoleErrors.too_many_requests(`too many failed logins for '${name}': try again in ${Math.ceil((until - now) / 1000)} s`);
+    }
+    const byAddress = address === null ? undefined : this.fresh(this.addresses, address, now);
+    const addressUntil = byAddress ? byAddress.first + WINDOW_S * 1000 : 0;
+    if (byAddress && byAddress.count >= ADDRESS_FAILURES && now < addressUntil) {
+      throw consoleErrors.too_many_requests(`too many failed logins from this address: try again in ${Math.ceil((addressUntil - now) / 1000)} s`);
+    }
+  }
+
+  failed(name: string, address: string | null): void {
+    const now = this.now();
+    this.count(this.names, name.toLowerCase(), now);
+    if (address !== null) this.count(this.addresses, address, now);
+  }
+
+  succeeded(name: string): void {
+    this.names.delete(name.toLowerCase());
+  }
+
+  /** The entry for `key` unless it has been quiet for the window (then it is forgotten). */
+  private fresh(map: Map<string, Failures>, key: string, now: number): Failures | undefined {
+    const f = map.get(key);
+    if (f && now - f.last > WINDOW_S * 1000 + MAX_WAIT_S * 1000) {
+      map.delete(key);
+      return undefined;
+    }
+    return f;
+  }
+
+  private count(map: Map<string, Failures>, key: string, now: number): void {
+    const f = this.fresh(map, key, now);
+    if (f && now - f.first <= WINDOW_S * 1000) {
+      f.count++;
+      f.last = now;
+      map.delete(key); // re-inserted last: the map's order is the age order the bound uses
+      map.set(key, f);
+      return;
+    }
+    map.delete(key);
+    // A name keeps counting across windows (its wait doubles until a success); an address starts a new window.
+    map.set(key, { count: f && map === this.names ? f.count + 1 : 1, first: now, last: now });
+    if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value!);
+  }
+}
