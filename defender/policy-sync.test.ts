@@ -20,6 +20,8 @@ let ca: Pem;
 let server: Pem;
 let client: Pem;
 let renewedClient: Pem;
+/** A leaf certificate of `ca` with `profile` (set in beforeAll). */
+let leaf: (profile: LeafProfile) => Promise<Pem>;
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
@@ -31,12 +33,12 @@ beforeAll(async () => {
   const caKeys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const caCert = await createCaCertificate({ commonName: 'sync test', keys: caKeys as never, serialNumber: serial(), notBefore: new Date(now - 60_000), notAfter: new Date(now + 3600_000) });
   ca = { cert: toPem(caCert), key: await keyPem(caKeys.privateKey) };
-  const leaf = async (profile: LeafProfile): Promise<Pem> => {
+  leaf = async (profile: LeafProfile): Promise<Pem> => {
     const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const cert = await issueLeafCertificate({ cert: caCert, key: caKeys.privateKey as never }, { profile, publicKey: keys.publicKey as never, serialNumber: serial(), notBefore: new Date(now - 60_000), notAfter: new Date(now + 3600_000) });
     return { cert: toPem(cert), key: await keyPem(keys.privateKey) };
   };
-  server = await leaf({ kind: 'server', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  server = await leaf({ kind: 'console-server', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
   client = await leaf({ kind: 'defender-client', hostName: 'dev-a' });
   renewedClient = await leaf({ kind: 'defender-client', hostName: 'dev-a' });
 });
@@ -54,11 +56,11 @@ interface FakeConsole {
 }
 
 /** A Console's policy endpoints: connection n is handled by `scripts[n]` (the last one repeats). */
-async function fakeConsole(scripts: ((write: (s: string) => void) => void)[]): Promise<FakeConsole> {
+async function fakeConsole(scripts: ((write: (s: string) => void) => void)[], tls: Pem = server): Promise<FakeConsole> {
   const sinces: number[] = [];
   const heartbeats: DefenderStatus[] = [];
   const streamSerials: string[] = [];
-  const srv = createServer({ cert: server.cert, key: server.key, ca: ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+  const srv = createServer({ cert: tls.cert, key: tls.key, ca: ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
     const url = new URL(req.url!, 'https://x');
     if (req.method === 'POST' && url.pathname === '/api/v1/defenders/heartbeat') {
       let body = '';
@@ -195,5 +197,16 @@ describe('policy sync', () => {
     const link = consoleLink(c.url, { ca: other, cert: client.cert, key: client.key });
     await expect(link.send('POST', '/api/v1/defenders/heartbeat', {})).rejects.toThrow(/self-signed certificate in certificate chain|unable to verify/);
     expect(c.heartbeats).toEqual([]);
+  });
+
+  it("never takes a Defender's server certificate from the same CA for the Console, and says so at every attempt", async () => {
+    const defenderServer = await leaf({ kind: 'server', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+    const c = await fakeConsole([(write) => write(line({ type: 'snapshot', snapshot: snapshot(9) }))], defenderServer);
+    const r = run(c.url);
+    await expect(r.link.send('POST', '/api/v1/defenders/heartbeat', {})).rejects.toThrow("the server is not the Drawbridge Console: its certificate (localhost) chains to the Console's CA but lacks O=Drawbridge Console");
+    await new Promise((resolve) => setTimeout(resolve, 600)); // several attempts at 20 → 100 ms
+    expect(r.logs.filter((l) => l === 'ERROR refusing a server that is not the Console; enforcing the last policy').length).toBeGreaterThanOrEqual(2);
+    expect(r.applied).toEqual([]);
+    expect([c.sinces, c.heartbeats]).toEqual([[], []]);
   });
 });

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { consoleFetch } from '../../main/companion/console-https.js';
+import { consoleFetch } from '../../main/index.js';
 import { enrollDefender } from '../support/console-defender-client.js';
 import { startConsoleProcess, type ConsoleProcess } from '../support/console-process.js';
 import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
