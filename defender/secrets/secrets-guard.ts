@@ -18,7 +18,7 @@
  *   go-json-fields.ts); `--pid host` → 403. container_top with ps options that print the environment, on a
  *   container carrying env secrets → 403 (leak-paths.ts).
  * - While the secrets base is under /dev/shm: a create with `--ipc host`, or `--ipc container:X` where X has the
- *   host's IPC namespace (X pinned to its id), and a start of a container with the host's IPC namespace (dockerd's
+ *   host's IPC namespace (X is a shared container: looked up, decided and pinned like the others), and a start of a container with the host's IPC namespace (dockerd's
  *   `default-ipc-mode: host`, or one created past the Defender) → 403: its /dev/shm would be the host's.
  * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
  *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
@@ -33,7 +33,7 @@ import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
 import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
-import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pinSharedContainers, sharedContainers, withIpcMode } from '../../shared/secrets/leak-paths.js';
+import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
@@ -133,24 +133,6 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     refuseSecretsBaseMounts(resolved, bases);
   };
 
-  /**
-   * `--ipc host`, or `--ipc container:X` with X in the host's IPC namespace, while the base is under /dev/shm → 403;
-   * a `container:` reference is pinned to the id that was checked. The body as it goes on.
-   */
-  async function checkIpc(json: JsonObject): Promise<JsonObject> {
-    const mode = ipcModeOf(json);
-    if (mode !== 'host' && !mode.startsWith('container:')) return json;
-    const shmBase = baseInHostShm(secretsBases());
-    if (shmBase === null) return json;
-    if (mode === 'host') throw secretErrors.leak_denied(hostIpcDenial(mode, shmBase)!);
-    const ref = mode.slice('container:'.length);
-    if (ref === '') return json; // dockerd refuses it
-    const shared = await lookupExisting(ref);
-    const via = hostIpcDenial(shared.ipcMode, shmBase, ref);
-    if (via !== null) throw secretErrors.leak_denied(via);
-    return withIpcMode(json, `container:${shared.id}`);
-  }
-
   async function create(url: string, body: Buffer | null): Promise<SecretsStep | null> {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
@@ -160,9 +142,13 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     refuseBaseMounts(hostMountSources(json));
     const hostPid = hostPidDenial(json);
     if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
-    const checked = await checkIpc(json as JsonObject);
-    let pinned = checked !== json; // a reference was pinned: the body goes on rewritten
-    json = checked;
+    // The host's /dev/shm, from --ipc host or from the container shared with --ipc container:X (X's own mode).
+    const ipc = ipcModeOf(json);
+    const hostIpc = (mode: string, via?: string): void => {
+      const denial = hostIpcDenial(mode, mode === 'host' ? baseInHostShm(secretsBases()) : null, via);
+      if (denial !== null) throw secretErrors.leak_denied(denial);
+    };
+    hostIpc(ipc);
     const shared = sharedContainers(json);
     if (shared.length) {
       const ids = new Map<string, string>();
@@ -170,13 +156,13 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         const container = await lookupExisting(ref);
         const d = decideSharing(ref, container.labels);
         if (!d.allowed) throw secretErrors.leak_denied(d.message);
+        if (ipc === `container:${ref}`) hostIpc(container.ipcMode, ref);
         ids.set(ref, container.id);
       }
       json = pinSharedContainers(json as JsonObject, ids);
-      pinned = true;
     }
     const rules = matchSecretRules(secrets.compiled, target);
-    if (rules.length === 0) return pinned ? { body: Buffer.from(JSON.stringify(json), 'utf8') } : null;
+    if (rules.length === 0) return shared.length ? { body: Buffer.from(JSON.stringify(json), 'utf8') } : null;
     const id = randomBytes(16).toString('hex');
     const injection = injectSecrets(json, target, rules, secrets.values, { id, hostDir: opts.dirs.files.hostDir(id) });
     const { plan } = injection;
@@ -206,7 +192,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     const container = await lookupExisting(c.params.name ?? '');
     const pinned = pinContainerTarget(c, url, container.id);
     const hostIpc = hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(secretsBases()) : null);
-    if (hostIpc !== null) throw secretErrors.leak_denied(hostIpc);
+    if (hostIpc !== null) throw secretErrors.leak_denied(hostIpc); // made past the Defender, or dockerd's default-ipc-mode
     const markers = readMarkers(container.labels);
     if (!markers) return { url: pinned };
     const audit: AuditSecrets = { rules: [...markers.rules], names: [...markers.env, ...markers.files] };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, ipcModeOf, leakPathOf, pinSharedContainers, psShowsEnvironment, sharedContainers, withIpcMode } from './leak-paths.js';
+import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, ipcModeOf, leakPathOf, pinSharedContainers, psShowsEnvironment, sharedContainers } from './leak-paths.js';
 import { SECRET_LABELS } from './secret-labels.js';
 
 const labels = (rules: string, allow = '') => ({ [SECRET_LABELS.rules]: rules, [SECRET_LABELS.allow]: allow, other: 'x' });
@@ -41,7 +41,9 @@ describe('leak paths', () => {
   test.each([
     [{ HostConfig: { VolumesFrom: ['a', 'b:ro', 'c:rw'] } }, ['a', 'b', 'c']],
     [{ hostconfig: { volumesfrom: ['a'], pidmode: 'container:db' } }, ['a', 'db']],
-    [{ HostConfig: { PidMode: 'host' } }, []],
+    [{ HostConfig: { PidMode: 'host', IpcMode: 'host' } }, []],
+    [{ HostConfig: { IpcMode: 'container:shm-owner' } }, ['shm-owner']],
+    [{ HostConfig: { IpcMode: 'container:', PidMode: 'container:' } }, []],
     [{}, []],
   ])('sharedContainers %j', (body, refs) => expect(sharedContainers(body)).toEqual(refs));
 
@@ -54,11 +56,11 @@ describe('leak paths', () => {
 
 describe('sharing references, pinned', () => {
   const ID = (c: string) => c.repeat(64);
-  test('VolumesFrom, PidMode and Links (any letter case) are found and replaced by the checked ids', () => {
-    const body = { Image: 'x', hostconfig: { volumesfrom: ['a:ro', 'b'], PIDMODE: 'container:c', links: ['/d:alias', 'e'] } };
-    expect(sharedContainers(body)).toEqual(['a', 'b', 'c', 'd', 'e']);
-    const ids = new Map([['a', ID('1')], ['b', ID('2')], ['c', ID('3')], ['d', ID('4')], ['e', ID('5')]]);
-    expect(pinSharedContainers(body, ids)).toEqual({ Image: 'x', hostconfig: { volumesfrom: [`${ID('1')}:ro`, ID('2')], PIDMODE: `container:${ID('3')}`, links: [`${ID('4')}:alias`, `${ID('5')}:e`] } });
+  test('VolumesFrom, PidMode, IpcMode and Links (any letter case) are found and replaced by the checked ids', () => {
+    const body = { Image: 'x', hostconfig: { volumesfrom: ['a:ro', 'b'], PIDMODE: 'container:c', ipcMode: 'container:f', links: ['/d:alias', 'e'] } };
+    expect(sharedContainers(body)).toEqual(['a', 'b', 'c', 'f', 'd', 'e']);
+    const ids = new Map([['a', ID('1')], ['b', ID('2')], ['c', ID('3')], ['d', ID('4')], ['e', ID('5')], ['f', ID('6')]]);
+    expect(pinSharedContainers(body, ids)).toEqual({ Image: 'x', hostconfig: { volumesfrom: [`${ID('1')}:ro`, ID('2')], PIDMODE: `container:${ID('3')}`, ipcMode: `container:${ID('6')}`, links: [`${ID('4')}:alias`, `${ID('5')}:e`] } });
     expect(body.hostconfig.volumesfrom).toEqual(['a:ro', 'b']); // the input is not changed
   });
 
@@ -126,10 +128,5 @@ describe("the host's IPC namespace (its /dev/shm, where the secrets base is by d
     expect(hostIpcDenial('host', null)).toBeNull();
     expect(hostIpcDenial('private', '/dev/shm/db')).toBeNull();
     expect(hostIpcDenial('shareable', '/dev/shm/db', 'x')).toBeNull();
-  });
-
-  test('a shared IPC reference is pinned where dockerd reads it (the field as given)', () => {
-    expect(withIpcMode({ hostconfig: { ipcmode: 'container:db', Privileged: false } }, 'container:abc')).toEqual({ hostconfig: { ipcmode: 'container:abc', Privileged: false } });
-    expect(withIpcMode({ Image: 'i', HostConfig: { IpcMode: 'container:db' } }, 'container:abc')).toEqual({ Image: 'i', HostConfig: { IpcMode: 'container:abc' } });
   });
 });

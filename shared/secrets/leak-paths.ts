@@ -17,16 +17,18 @@
  *   secret. A path check would have to re-implement dockerd's resolution against a filesystem we cannot see; the
  *   image and the container's writable layer are the user's to shape. HEAD is refused too: it stats the same path.
  * - A new container that shares a secret-carrying container's mounts (`--volumes-from`, which copies its
- *   /run/secrets bind), processes (`--pid container:…`, whose /proc/<pid>/root and environ show its files and
- *   env) or environment (`--link`, which on the default bridge copies its env into `<ALIAS>_ENV_<NAME>`
- *   variables) is a copy path too: the create is refused unless the rules allow 'copy'.
+ *   /run/secrets bind), IPC (`--ipc container:…`, its /dev/shm and shared memory), processes (`--pid container:…`,
+ *   whose /proc/<pid>/root and environ show its files and env) or environment (`--link`, which on the default
+ *   bridge copies its env into `<ALIAS>_ENV_<NAME>` variables) is a copy path too: the create is refused unless the
+ *   rules allow 'copy'.
  * - The shared references are then pinned to the full ids that were checked (pinSharedContainers), so a rename
  *   between the check and dockerd's create cannot swap in another container (pin-container.ts).
  * - `--pid host` shows every process on the host, so every container's /proc/<pid>/environ and
  *   /proc/<pid>/root/run/secrets: refused on a Defender that injects secrets (hostPidDenial).
  * - `--ipc host` gives the container the host's /dev/shm (dockerd binds it recursively), and with it a secrets base
  *   under /dev/shm (the default) and the tmpfs mounted there: refused while the base is under /dev/shm, as is
- *   `--ipc container:X` when X has the host's IPC namespace (hostIpcDenial). A base elsewhere leaves --ipc host free.
+ *   `--ipc container:X` when X has the host's IPC namespace (hostIpcDenial; X is a shared container like any
+ *   other, see sharedContainers). A base elsewhere leaves --ipc host free.
  * - `docker top` runs the host's ps with the client's options: the BSD option `e` prints each process's
  *   environment, env secrets included. For a container carrying env secrets, ps options that could show it are
  *   denied (unless the rules allow 'copy'): any BSD word (no leading `-`) with an `e`, and long options other than
@@ -80,7 +82,8 @@ function parseLink(spec: string): { name: string; alias: string } {
 
 /**
  * Every container reference of a create body that shares another container's mounts, processes or environment:
- * `VolumesFrom` (`name[:ro|rw]`), `PidMode` `container:name`, `Links` (`name[:alias]`). `rewrite` (see
+ * `VolumesFrom` (`name[:ro|rw]`), `PidMode` and `IpcMode` `container:name` (IPC: its /dev/shm and shared memory),
+ * `Links` (`name[:alias]`). `rewrite` (see
  * pinSharedContainers) replaces each reference in a copy of the body; without it the body is only read.
  */
 function visitShared(createBody: JsonObject, visit: (ref: string) => string): JsonObject {
@@ -88,7 +91,6 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
   if (hostConfigKey === null || !isJsonObject(createBody[hostConfigKey])) return createBody;
   const hostConfig: JsonObject = { ...(createBody[hostConfigKey] as JsonObject) };
   const fromKey = fieldKey(hostConfig, 'VolumesFrom', 'HostConfig.');
-  const pidKey = fieldKey(hostConfig, 'PidMode', 'HostConfig.');
   const linksKey = fieldKey(hostConfig, 'Links', 'HostConfig.');
   if (fromKey !== null && Array.isArray(hostConfig[fromKey])) {
     hostConfig[fromKey] = (hostConfig[fromKey] as unknown[]).map((f) => {
@@ -97,8 +99,12 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
       return colon < 0 ? visit(f) : `${visit(f.slice(0, colon))}${f.slice(colon)}`;
     });
   }
-  const pid = pidKey === null ? undefined : hostConfig[pidKey];
-  if (pidKey !== null && typeof pid === 'string' && pid.startsWith('container:')) hostConfig[pidKey] = `container:${visit(pid.slice('container:'.length))}`;
+  for (const mode of ['PidMode', 'IpcMode']) {
+    const key = fieldKey(hostConfig, mode, 'HostConfig.');
+    const value = key === null ? undefined : hostConfig[key];
+    // `container:` alone names nothing: dockerd refuses it, nothing to look up.
+    if (key !== null && typeof value === 'string' && value.startsWith('container:') && value !== 'container:') hostConfig[key] = `container:${visit(value.slice('container:'.length))}`;
+  }
   if (linksKey !== null && Array.isArray(hostConfig[linksKey])) {
     hostConfig[linksKey] = (hostConfig[linksKey] as unknown[]).map((l) => {
       if (typeof l !== 'string' || l === '') return l;
@@ -193,13 +199,6 @@ export function ipcModeOf(createBody: unknown): string {
   const hostConfig = fieldValue(createBody, 'HostConfig', '');
   const mode = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'IpcMode', 'HostConfig.') : undefined;
   return typeof mode === 'string' ? mode : '';
-}
-
-/** The create body with `HostConfig.IpcMode` set to `mode` (a `container:` reference pinned to the id that was checked). */
-export function withIpcMode(createBody: JsonObject, mode: string): JsonObject {
-  const hostConfigKey = fieldKey(createBody, 'HostConfig', '')!;
-  const hostConfig = createBody[hostConfigKey] as JsonObject;
-  return { ...createBody, [hostConfigKey]: { ...hostConfig, [fieldKey(hostConfig, 'IpcMode', 'HostConfig.') ?? 'IpcMode']: mode } };
 }
 
 /**

@@ -43,6 +43,13 @@ describe("the host's IPC namespace (its /dev/shm holds the secrets base)", () =>
     expect(r.stderr).toContain(`'--ipc container:${name}' ('${name}' has the host's IPC namespace) is denied on this Defender`);
   });
 
+  test("--ipc container: of a secret-carrying container is a copy path (its /dev/shm and shared memory), like --pid container:", async () => {
+    const secret = await startContainer('billing', ['--ipc', 'shareable']);
+    const r = await run(['run', '--rm', '--label', label, '--ipc', `container:${secret}`, s.image, 'true']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+  });
+
   test('--ipc container: of a private namespace works, pinned to the id that was checked', async () => {
     const owner = await startContainer('plain', ['--ipc', 'shareable']);
     const sharer = await startContainer('plain', ['--ipc', `container:${owner}`]);
