@@ -8,7 +8,7 @@
 import { createHash, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DrawbridgeError } from '../shared/errors/drawbridge-error.js';
-import { CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
+import { carriesConsoleMark } from '../shared/identity/certificate-identity.js';
 import { ROUTE_GROUPS } from './api/routes.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { SessionStore } from './auth/session-store.js';
@@ -53,7 +53,8 @@ async function consoleTls(db: Db, masterKey: MasterKey, ca: ConsoleCa, config: C
   const keySealed = get('tls.key');
   const expires = get('tls.not_after');
   // One without the Console's mark (made by an older version) is replaced: Defenders and the companion require it.
-  const marked = cert !== undefined && new X509Certificate(cert).subject.split('\n').includes(`O=${CONSOLE_ORGANIZATION}`);
+  const organizations = cert === undefined ? [] : new X509Certificate(cert).subject.split('\n').filter((a) => a.startsWith('O=')).map((a) => a.slice(2));
+  const marked = carriesConsoleMark(organizations);
   if (cert && marked && keySealed && get('tls.names') === wanted && expires && Date.parse(expires) > Date.now() + 30 * 24 * 3600_000) {
     return { cert, key: masterKey.open(keySealed, 'tls.key').toString('utf8') };
   }

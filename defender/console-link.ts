@@ -12,7 +12,7 @@ import type { IncomingMessage, ClientRequest } from 'node:http';
 import { request, type RequestOptions } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import { CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
+import { carriesConsoleMark, CONSOLE_ORGANIZATION } from '../shared/identity/certificate-identity.js';
 
 export interface ConsoleTls {
   /** PEM CA(s) the Console's certificate must chain to. */
@@ -59,8 +59,7 @@ function pinError(cert: PeerCertificate, pins: readonly string[]): Error | undef
  * held a join token stand in for the Console (and push a policy that allows everything).
  */
 function consoleMarkError(cert: PeerCertificate): Error | undefined {
-  const o = cert.subject?.O;
-  if ((Array.isArray(o) ? o : [o]).includes(CONSOLE_ORGANIZATION)) return undefined;
+  if (carriesConsoleMark(cert.subject?.O)) return undefined;
   return Object.assign(new Error(`the server is not the Drawbridge Console: its certificate (${cert.subject?.CN ?? 'no CN'}) chains to the Console's CA but lacks O=${CONSOLE_ORGANIZATION} (a Defender's certificate?); check --console`), { code: 'ERR_DRAWBRIDGE_NOT_CONSOLE' });
 }
 

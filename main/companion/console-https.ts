@@ -13,7 +13,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
-import { CONSOLE_CA_COMMON_NAME, CONSOLE_ORGANIZATION } from '../../shared/identity/certificate-identity.js';
+import { carriesConsoleMark, CONSOLE_CA_COMMON_NAME, CONSOLE_ORGANIZATION } from '../../shared/identity/certificate-identity.js';
 import { CompanionError } from './companion-errors.js';
 
 export type ConsoleFetch = (url: string | URL, init?: { method?: string; headers?: Record<string, string> | Headers; body?: unknown; signal?: AbortSignal | null }) => Promise<Response>;
@@ -68,8 +68,7 @@ export function spkiPinOf(raw: Buffer): string {
 function consoleIdentity(hostname: string, cert: PeerCertificate): Error | undefined {
   const wrongName = checkServerIdentity(hostname, cert);
   if (wrongName) return wrongName;
-  const o = cert.subject?.O;
-  if ((Array.isArray(o) ? o : [o]).includes(CONSOLE_ORGANIZATION)) return undefined;
+  if (carriesConsoleMark(cert.subject?.O)) return undefined;
   return new Error(`${hostname} is not the Drawbridge Console: its certificate chains to the Console's CA but lacks O=${CONSOLE_ORGANIZATION}`);
 }
 

@@ -43,6 +43,10 @@ export const DEFENDER_ORGANIZATION = 'Drawbridge Defender';
  * server certificates with names their enroller chose, so a name check alone cannot tell the Console from one.
  */
 export const CONSOLE_ORGANIZATION = 'Drawbridge Console';
+/** Whether a subject's organisation attributes (one or a list, as Node's PeerCertificate gives them) carry CONSOLE_ORGANIZATION. */
+export function carriesConsoleMark(organizations: string | readonly string[] | undefined): boolean {
+  return (typeof organizations === 'string' ? [organizations] : (organizations ?? [])).includes(CONSOLE_ORGANIZATION);
+}
 /** The common name of the Console's CA (a client that trusts this CA requires CONSOLE_ORGANIZATION of the Console). */
 export const CONSOLE_CA_COMMON_NAME = 'Drawbridge Console CA';
 
