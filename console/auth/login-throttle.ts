@@ -7,7 +7,7 @@
  *   MAX_WAIT_S. An attempt during the wait is refused before the password is even checked, so it teaches nothing.
  * - Per client address too (many names, one password each): after ADDRESS_FAILURES failures within WINDOW_S, the
  *   address waits out the rest of that window.
- * - A successful login clears its name (not its address); a name or address quiet for WINDOW_S is forgotten.
+ * - A successful login clears its name (not its address); a name or address quiet for WINDOW_S + MAX_WAIT_S is forgotten.
  * - In memory: a restart forgets, and the table is bounded (the oldest entries go first).
  */
 import { consoleErrors } from '../errors.js';
@@ -47,15 +47,21 @@ export class LoginThrottle {
 
   failed(name: string, address: string | null): void {
     const now = this.now();
-    this.count(this.names, name.toLowerCase(), now);
-    if (address !== null) this.count(this.addresses, address, now);
+    const key = name.toLowerCase();
+    // A name counts failures in a row (its wait doubles until a success); an address counts within its window.
+    const byName = this.fresh(this.names, key, now);
+    this.put(this.names, key, { count: (byName?.count ?? 0) + 1, first: byName?.first ?? now, last: now });
+    if (address === null) return;
+    const byAddress = this.fresh(this.addresses, address, now);
+    const inWindow = byAddress !== undefined && now - byAddress.first <= WINDOW_S * 1000;
+    this.put(this.addresses, address, inWindow ? { count: byAddress.count + 1, first: byAddress.first, last: now } : { count: 1, first: now, last: now });
   }
 
   succeeded(name: string): void {
     this.names.delete(name.toLowerCase());
   }
 
-  /** The entry for `key` unless it has been quiet for the window (then it is forgotten). */
+  /** The entry for `key` unless it has been quiet for WINDOW_S + MAX_WAIT_S (then it is forgotten). */
   private fresh(map: Map<string, Failures>, key: string, now: number): Failures | undefined {
     const f = map.get(key);
     if (f && now - f.last > WINDOW_S * 1000 + MAX_WAIT_S * 1000) {
@@ -65,18 +71,10 @@ export class LoginThrottle {
     return f;
   }
 
-  private count(map: Map<string, Failures>, key: string, now: number): void {
-    const f = this.fresh(map, key, now);
-    if (f && now - f.first <= WINDOW_S * 1000) {
-      f.count++;
-      f.last = now;
-      map.delete(key); // re-inserted last: the map's order is the age order the bound uses
-      map.set(key, f);
-      return;
-    }
+  /** Sets `key` last in `map` (its order is the age order the bound drops from). */
+  private put(map: Map<string, Failures>, key: string, f: Failures): void {
     map.delete(key);
-    // A name keeps counting across windows (its wait doubles until a success); an address starts a new window.
-    map.set(key, { count: f && map === this.names ? f.count + 1 : 1, first: now, last: now });
+    map.set(key, f);
     if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value!);
   }
 }
