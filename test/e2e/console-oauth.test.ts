@@ -4,9 +4,7 @@
 // (who am I, a certificate for that user); refresh-token rotation, revocation, a disabled user; the sign-in
 // page's CSRF guards; and GET /api/v1/me/hosts with an enrolled Defender.
 import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
-import { createHash, X509Certificate } from 'node:crypto';
-import { request } from 'node:https';
-import { connect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as client from 'openid-client';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -14,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollDefender, clientTls, mtlsCall, type EnrolledDefender } from '../support/console-defender-client.js';
 import { startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../support/console-process.js';
 import { makeCsr } from '../support/csr.js';
-import { discoverConsole, loopbackReceiver, type LoopbackReceiver } from '../support/oauth-client.js';
+import { CHROMIUM_ARGS } from '../support/companion-cli.js';
+import { discoverConsole, exactRequest, loopbackReceiver, servedSpkiPin, type LoopbackReceiver } from '../support/oauth-client.js';
 
 const PASSWORD = 'a-long-enough-password';
 const SCOPE = 'openid offline_access drawbridge';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const FOURTEEN_DAYS_MS = 14 * 24 * 3600_000;
 
 interface SystemModule {
@@ -31,29 +29,8 @@ let config: client.Configuration;
 let browser: Browser;
 let loopback: LoopbackReceiver;
 
-/** base64 SHA-256 of the SPKI of the certificate the Console serves: the one key Chromium is told to accept. */
-function consoleSpkiPin(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const spki = new X509Certificate(socket.getPeerCertificate().raw).publicKey.export({ type: 'spki', format: 'der' });
-      socket.end();
-      resolve(createHash('sha256').update(spki).digest('base64'));
-    });
-    socket.on('error', reject);
-  });
-}
-
 /** A request with exactly these headers (a browser's form post, with or without its cookies). */
-function rawCall(method: string, path: string, headers: Record<string, string>, body?: string): Promise<ApiResponse<string>> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, cp.url), { method, headers, ca: cp.caPem, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text, text, headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const rawCall = (method: string, path: string, headers: Record<string, string>, body?: string): Promise<ApiResponse<string>> => exactRequest(cp.url, cp.caPem, method, path, headers, body);
 
 // Runs in the page (no DOM lib here: the tests' tsconfig is Node's).
 const focusedId = (page: Page): Promise<string | undefined> => page.evaluate('document.activeElement?.id');
@@ -106,7 +83,7 @@ beforeAll(async () => {
   await createUser('dave', []);
   config = await discoverConsole(cp.url, cp.caPem);
   loopback = await loopbackReceiver();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${await consoleSpkiPin(cp.port)}`] });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${await servedSpkiPin(cp.port)}`] });
 });
 
 afterAll(async () => {
@@ -140,6 +117,22 @@ describe('discovery', () => {
 });
 
 describe('authorization code + PKCE with a loopback redirect, in Chromium', () => {
+  it('slows down guessing on the sign-in page as on the API: the sixth try in a row waits, even with the right password', async () => {
+    await createUser('guessed', []);
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: loopback.redirectUri, scope: SCOPE, code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(url.href);
+      for (let i = 0; i < 5; i++) await signIn(page, 'guessed', `guess-${i}`);
+      expect(await page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
+      await signIn(page, 'GUESSED', PASSWORD);
+      expect(await page.getByRole('alert').textContent()).toBe("Too many failed logins for 'GUESSED': try again in 1 s.");
+    } finally {
+      await context.close();
+    }
+  });
+
   it('shows which app asks, errors inline, works by keyboard, and redirects to the loopback port with a code', async () => {
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();

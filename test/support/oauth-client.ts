@@ -4,11 +4,13 @@
  * receiver a native app runs (RFC 8252 §7.3), and the SPKI pin Chromium is told to accept for the Console.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createHash, X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import * as client from 'openid-client';
 import { consoleFetch } from '../../main/index.js';
+import type { ApiResponse } from './console-process.js';
 
 /** A Fetch API function for openid-client that verifies the server against `ca` (and nothing else): the companion's own. */
 export function pinnedFetch(ca: string): client.CustomFetch {
@@ -80,3 +82,16 @@ export function servedSpkiPin(port: number): Promise<string> {
     socket.on('error', reject);
   });
 }
+
+/** A request to the Console with exactly these headers and nothing added (a browser's form post, with or without its cookies). */
+export function exactRequest(consoleUrl: string, ca: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<ApiResponse<string>> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, consoleUrl), { method, headers, ca, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text, text, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+

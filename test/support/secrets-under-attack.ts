@@ -50,52 +50,35 @@ export interface SecretsUnderAttack extends DockerAs, AdminApi {
 
 export function secretsUnderAttack(name: string, hostName: string): SecretsUnderAttack {
   const label = `drawbridge.test=${name}`;
-  const st = { work: '', secretsDir: '', image: '', eveDir: '' } as { work: string; secretsDir: string; image: string; eveDir: string; consoleProc: ConsoleProcess; defender: DefenderProcess };
   const dockerHost = (): string => inject('dockerHost');
-  const admin = adminApi(() => st.consoleProc);
-  const cli = dockerAs(() => dockerEnvFor(st.defender.host, st.eveDir, join(st.work, 'docker-config')));
+  // Filled in by beforeAll; read by the tests (and the helpers below) only once it has run.
+  const stage = {} as { -readonly [K in keyof SecretsUnderAttack]: SecretsUnderAttack[K] };
+  const admin = adminApi(() => stage.consoleProc);
+  const cli = dockerAs(() => dockerEnvFor(stage.defender.host, stage.eveDir, join(stage.work, 'docker-config')));
   const labels = (app: string): string[] => ['--label', label, '--label', `app=${app}`];
   const inspectDirect = async (ref: string): Promise<any> => (await daemonRequest(dockerHost(), 'GET', `/containers/${ref}/json`)).json();
-  const stage: SecretsUnderAttack = {
+  const DB_PASSWORD = `db-${tag()}-pw`;
+  const TOKEN = `token-${tag()}-v1`;
+  Object.assign(stage, {
     ...cli,
     ...admin,
     label,
-    DB_PASSWORD: `db-${tag()}-pw`,
-    TOKEN: `token-${tag()}-v1`,
-    get ALL_VALUES() {
-      return [stage.DB_PASSWORD, stage.TOKEN];
-    },
-    get work() {
-      return st.work;
-    },
-    get secretsDir() {
-      return st.secretsDir;
-    },
-    get consoleProc() {
-      return st.consoleProc;
-    },
-    get defender() {
-      return st.defender;
-    },
-    get image() {
-      return st.image;
-    },
-    get eveDir() {
-      return st.eveDir;
-    },
+    DB_PASSWORD,
+    TOKEN,
+    ALL_VALUES: [DB_PASSWORD, TOKEN],
     dockerHost,
     labels,
     async startContainer(app, extra = [], cmd = ['sleep', '600']) {
       const container = `${name.slice(0, 12)}-${app}-${tag()}`;
-      await cli.runOk(['run', '-d', '--name', container, ...labels(app), ...extra, st.image, ...cmd]);
+      await cli.runOk(['run', '-d', '--name', container, ...labels(app), ...extra, stage.image, ...cmd]);
       return container;
     },
     inspectDirect,
     async hostDirOf(ref) {
-      return join(st.secretsDir, (await inspectDirect(ref)).Config.Labels['io.drawbridge.secrets.instance']);
+      return join(stage.secretsDir, (await inspectDirect(ref)).Config.Labels['io.drawbridge.secrets.instance']);
     },
     async rawOnce(method, target, headers = {}, body) {
-      const client = await RawTlsClient.connect(st.defender.port, st.eveDir);
+      const client = await RawTlsClient.connect(stage.defender.port, stage.eveDir);
       try {
         await client.write(rawRequest(method, target, { ...headers, ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }) }, body));
         const res = await client.readResponse(method);
@@ -104,45 +87,45 @@ export function secretsUnderAttack(name: string, hostName: string): SecretsUnder
         client.destroy();
       }
     },
-  };
+  } satisfies Omit<SecretsUnderAttack, 'work' | 'secretsDir' | 'consoleProc' | 'defender' | 'image' | 'eveDir'>);
 
   beforeAll(async () => {
-    st.work = await mkdtemp(join(tmpdir(), `${name}-`));
-    st.secretsDir = `/dev/shm/${name}-${tag()}`;
-    st.image = inject('testImage');
-    st.consoleProc = await startConsoleProcess();
+    stage.work = await mkdtemp(join(tmpdir(), `${name}-`));
+    stage.secretsDir = `/dev/shm/${name}-${tag()}`;
+    stage.image = inject('testImage');
+    stage.consoleProc = await startConsoleProcess();
     const { apiOk } = admin;
     await apiOk('POST', '/api/v1/rules', { name: 'everything', effect: 'allow', groups: ['devs'] }, 201);
-    st.eveDir = (await consoleUserCert(st.consoleProc, st.work, 'eve', ['devs'])).dir;
+    stage.eveDir = (await consoleUserCert(stage.consoleProc, stage.work, 'eve', ['devs'])).dir;
     await apiOk('POST', '/api/v1/secret-stores', { name: 'local', kind: 'builtin', config: {} }, 201);
     await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'db/password', value: stage.DB_PASSWORD });
     await apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'shared/token', value: stage.TOKEN });
     await apiOk('POST', '/api/v1/secret-rules', { name: 'db-env', mode: 'env', secrets: [{ name: 'DB_PASSWORD', store: 'local', path: 'db/password' }], scope: { labels: ['app=billing'] } }, 201);
     await apiOk('POST', '/api/v1/secret-rules', { name: 'token-all', mode: 'file', fileAccess: 'all', secrets: [{ name: 'token', store: 'local', path: 'shared/token' }], scope: { labels: ['app=billing'] } }, 201);
     const joinToken = (await apiOk<{ token: string }>('POST', '/api/v1/defenders/join-tokens', {}, 201)).token;
-    st.defender = await startDefenderProcess({
+    stage.defender = await startDefenderProcess({
       dockerHost: dockerHost(),
       hostName,
-      console: { url: st.consoleProc.url, joinToken, ca: st.consoleProc.caPem },
-      args: ['--secrets-dir', st.secretsDir],
+      console: { url: stage.consoleProc.url, joinToken, ca: stage.consoleProc.caPem },
+      args: ['--secrets-dir', stage.secretsDir],
     });
-    const reads = async (): Promise<boolean> => (await cli.run(['run', '--rm', ...labels('billing'), st.image, 'cat', '/run/secrets/token'])).stdout === stage.TOKEN;
+    const reads = async (): Promise<boolean> => (await cli.run(['run', '--rm', ...labels('billing'), stage.image, 'cat', '/run/secrets/token'])).stdout === stage.TOKEN;
     await pollUntil('the Defender to have the secrets', reads, 30_000, 200);
   });
 
   afterAll(async () => {
     await removeLabelled(dockerHost(), label);
-    await st.defender?.stop();
-    await st.consoleProc?.stop({ remove: true });
-    if (st.secretsDir) {
+    await stage.defender?.stop();
+    await stage.consoleProc?.stop({ remove: true });
+    if (stage.secretsDir) {
       try {
-        execFileSync('umount', [st.secretsDir], { stdio: 'ignore' });
+        execFileSync('umount', [stage.secretsDir], { stdio: 'ignore' });
       } catch {
         /* the fallback directory, not a mount */
       }
-      await rm(st.secretsDir, { recursive: true, force: true });
+      await rm(stage.secretsDir, { recursive: true, force: true });
     }
-    if (st.work) await rm(st.work, { recursive: true, force: true });
+    if (stage.work) await rm(stage.work, { recursive: true, force: true });
   });
 
   return stage;
