@@ -11,6 +11,7 @@
  * - In memory: a restart forgets, and the table is bounded (the oldest entries go first).
  */
 import { consoleErrors } from '../errors.js';
+import type { User, UserStore } from './user-store.js';
 
 export const FREE_FAILURES = 5;
 export const MAX_WAIT_S = 15 * 60;
@@ -77,4 +78,16 @@ export class LoginThrottle {
     map.set(key, f);
     if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value!);
   }
+}
+
+/**
+ * A password login through `throttle`: 429 while the name or address must wait, else the user when the password is
+ * right and the account enabled, null otherwise (counted as a failure). The API login and the sign-in page use it.
+ */
+export async function passwordLogin(throttle: LoginThrottle, users: UserStore, name: string, password: string, address: string | null): Promise<User | null> {
+  throttle.check(name, address);
+  const user = await users.verify(name, password);
+  if (user) throttle.succeeded(name);
+  else throttle.failed(name, address);
+  return user;
 }

@@ -14,6 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { errors } from 'oidc-provider';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { peerAddress } from '../api/route.js';
+import { passwordLogin } from '../auth/login-throttle.js';
+import type { User } from '../auth/user-store.js';
 import type { ConsoleContext } from '../context.js';
 import { errorPage, loginPage, type HtmlPage } from './oauth-pages.js';
 import { appAsking, OAUTH_PREFIX, OAUTH_SCOPES } from './oauth-provider.js';
@@ -78,20 +80,17 @@ export function loginInteraction(ctx: ConsoleContext, provider: Provider): (req:
     const username = (body.get('username') ?? '').trim();
     const password = body.get('password') ?? '';
     if (!username || !password) return send(res, loginPage({ ...form, username, error: 'Enter your user name and password.' }));
-    const address = peerAddress(req.socket.remoteAddress);
+    let user: User | null = null;
     try {
-      ctx.logins.check(username.slice(0, 64), address);
+      if (username.length <= 64 && password.length <= 1024) user = await passwordLogin(ctx.logins, ctx.users, username, password, peerAddress(req.socket.remoteAddress));
     } catch (e) {
-      if (!(e instanceof DrawbridgeError)) throw e;
+      if (!(e instanceof DrawbridgeError)) throw e; // 429: the name or address must wait, said on the page
       return send(res, loginPage({ ...form, username, error: `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.` }));
     }
-    const user = username.length <= 64 && password.length <= 1024 ? await ctx.users.verify(username, password) : null;
     if (!user) {
-      ctx.logins.failed(username.slice(0, 64), address);
       ctx.log.info('oauth sign-in failed', { user: username.slice(0, 64), app: clientId });
       return send(res, loginPage({ ...form, username, error: 'Wrong user name or password.' }));
     }
-    ctx.logins.succeeded(user.name);
     const grant = new provider.Grant({ accountId: user.name, clientId });
     const asked = String(details.params.scope ?? '').split(' ').filter((s) => OAUTH_SCOPES.includes(s));
     if (asked.length) grant.addOIDCScope(asked.join(' '));
