@@ -76,3 +76,55 @@ export function refuseDuplicateKeys(text: string): void {
     else if (ch === ',') expectKey = objects[objects.length - 1] instanceof Set;
   }
 }
+
+/** The fields of a container create body's own config (the Engine API's ContainerConfig); any other key is a host setting. */
+const CONTAINER_CONFIG_FIELDS = new Set(
+  ['Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'ExposedPorts', 'Tty', 'OpenStdin', 'StdinOnce', 'Env', 'Cmd',
+    'Healthcheck', 'ArgsEscaped', 'Image', 'Volumes', 'WorkingDir', 'Entrypoint', 'NetworkDisabled', 'MacAddress', 'OnBuild', 'Labels', 'StopSignal',
+    'StopTimeout', 'Shell', 'HostConfig', 'NetworkingConfig'].map(goFoldKey),
+);
+
+/**
+ * Where a container create body carries its host settings (Binds, Mounts, PidMode, VolumesFrom…), as dockerd decodes
+ * it. moby's ContainerConfigWrapper embeds the whole HostConfig at the top level as well (runconfig/config_unix.go,
+ * until dockerd 27): when `HostConfig` is absent or null, dockerd takes the top-level fields as the host settings,
+ * so `{"Image":…,"Binds":["/:/host"]}` mounts the host's root. `key` is the HostConfig key, or null when the top
+ * level is read (dockerd 27 and later ignore it there: checking it too only refuses more). Null when HostConfig is
+ * some other JSON value: dockerd refuses to decode that.
+ */
+export interface HostSettings {
+  readonly key: string | null;
+  readonly object: JsonObject;
+  /** The prefix for messages: `HostConfig.` or '' (top level). */
+  readonly where: string;
+}
+
+export function hostSettingsOf(createBody: JsonObject): HostSettings | null {
+  const key = fieldKey(createBody, 'HostConfig', '');
+  const value = key === null ? null : createBody[key];
+  if (value === null || value === undefined) return { key: null, object: createBody, where: '' };
+  return isJsonObject(value) ? { key, object: value, where: 'HostConfig.' } : null;
+}
+
+/** The create body with its host settings replaced by `settings` (which `hostSettingsOf` returned `hs` for). */
+export function withHostSettings(createBody: JsonObject, hs: HostSettings, settings: JsonObject): JsonObject {
+  return hs.key === null ? settings : { ...createBody, [hs.key]: settings };
+}
+
+/**
+ * The body with its host settings (`hs`, from hostSettingsOf) under `HostConfig`, for a change that must add one (a
+ * secrets mount). Given at the top level, every top-level key that is not a ContainerConfig field moves into a new
+ * `HostConfig`, so dockerd reads the same settings plus the new one. Returns the body and its HostConfig key.
+ */
+export function hostSettingsUnderHostConfig(createBody: JsonObject, hs: HostSettings): { body: JsonObject; key: string } {
+  if (hs.key !== null) return { body: createBody, key: hs.key };
+  const body: JsonObject = {};
+  const hostConfig: JsonObject = {};
+  for (const [k, v] of Object.entries(createBody)) {
+    if (CONTAINER_CONFIG_FIELDS.has(goFoldKey(k))) body[k] = v;
+    else hostConfig[k] = v;
+  }
+  const key = fieldKey(createBody, 'HostConfig', '') ?? 'HostConfig';
+  body[key] = hostConfig;
+  return { body, key };
+}

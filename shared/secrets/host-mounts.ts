@@ -14,11 +14,12 @@
  *   environment (/proc/<pid>/environ) and files (/proc/<pid>/root/run/secrets).
  * - Swarm services mount too (`TaskTemplate.ContainerSpec.Mounts`, the same shape as HostConfig.Mounts); their
  *   containers are created by swarmkit, not through the Defender, so the service spec is where to check.
- * - Fields are found as dockerd decodes them (go-json-fields.ts); option maps are Go maps, so their keys are exact.
+ * - Fields are found as dockerd decodes them (go-json-fields.ts), host settings given at the top level of the body
+ *   included (hostSettingsOf); option maps are Go maps, so their keys are exact.
  * - The comparison here is on the path as written, cleaned; the Defender also compares the path with symlinks
  *   resolved on the host (a link elsewhere on the host that points into the base).
  */
-import { fieldValue, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { fieldValue, hostSettingsOf, isJsonObject, type JsonObject } from './go-json-fields.js';
 import { cleanContainerPath } from './inject-secrets.js';
 import { secretErrors } from './secret-errors.js';
 
@@ -87,13 +88,12 @@ function mountListSources(mounts: unknown, where: string, out: string[]): void {
 
 /** Every host path a container create body mounts (see the module comment). */
 export function hostMountSources(createBody: unknown): string[] {
-  if (!isJsonObject(createBody)) return [];
-  const hostConfig = fieldValue(createBody, 'HostConfig', '');
-  if (!isJsonObject(hostConfig)) return [];
+  const hs = isJsonObject(createBody) ? hostSettingsOf(createBody) : null;
+  if (hs === null) return [];
   const out: string[] = [];
-  const binds = fieldValue(hostConfig, 'Binds', 'HostConfig.');
+  const binds = fieldValue(hs.object, 'Binds', hs.where);
   if (Array.isArray(binds)) for (const b of binds) if (typeof b === 'string' && bindSource(b) !== null) out.push(bindSource(b)!);
-  mountListSources(fieldValue(hostConfig, 'Mounts', 'HostConfig.'), 'HostConfig.Mounts[].', out);
+  mountListSources(fieldValue(hs.object, 'Mounts', hs.where), `${hs.where}Mounts[].`, out);
   return out;
 }
 

@@ -3,6 +3,8 @@
  *
  * - The body is read as dockerd decodes it (go-json-fields.ts): every field read or changed — Image, Labels, Env,
  *   Volumes, HostConfig and its Binds, Mounts, Tmpfs — is found case-insensitively; two spellings of one → 400.
+ *   Host settings given at the top level instead of in HostConfig (hostSettingsOf) are read there, and moved into
+ *   a HostConfig when the secrets mount is added to it.
  * - A create that sets `io.drawbridge.*` labels itself → 400 (secret-labels.ts), whether or not a rule matches.
  * - Every matching rule applies, in order; for a name given twice (same mode) the earlier rule wins.
  * - Fail closed: a rule needing a value this Defender does not have → the create is refused (503) naming the rule
@@ -14,7 +16,7 @@
  * - The result carries the new body and a plan of names only; the file contents are returned apart so that the
  *   plan can go to logs and audit as it is.
  */
-import { fieldKey, fieldValue, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { fieldKey, fieldValue, hostSettingsOf, hostSettingsUnderHostConfig, isJsonObject, type JsonObject } from './go-json-fields.js';
 import { markerLabels, refuseForgedLabels, type SecretMarkers } from './secret-labels.js';
 import { LEAK_PATHS, secretRefKey, type ContainerTarget, type LeakPath, type SecretRule } from './secret-rules.js';
 import { secretErrors } from './secret-errors.js';
@@ -121,17 +123,17 @@ export function requestedMountTargets(body: JsonObject): string[] {
   const targets: string[] = [];
   const volumes = fieldValue(body, 'Volumes', '');
   if (isJsonObject(volumes)) targets.push(...Object.keys(volumes));
-  const hostConfig = fieldValue(body, 'HostConfig', '');
-  if (!isJsonObject(hostConfig)) return targets;
-  const binds = fieldValue(hostConfig, 'Binds', 'HostConfig.');
+  const hs = hostSettingsOf(body);
+  if (hs === null) return targets;
+  const binds = fieldValue(hs.object, 'Binds', hs.where);
   if (Array.isArray(binds)) for (const b of binds) if (typeof b === 'string') targets.push(bindTarget(b));
-  const tmpfs = fieldValue(hostConfig, 'Tmpfs', 'HostConfig.');
+  const tmpfs = fieldValue(hs.object, 'Tmpfs', hs.where);
   if (isJsonObject(tmpfs)) targets.push(...Object.keys(tmpfs));
-  const mounts = fieldValue(hostConfig, 'Mounts', 'HostConfig.');
+  const mounts = fieldValue(hs.object, 'Mounts', hs.where);
   if (Array.isArray(mounts)) {
     for (const m of mounts) {
       if (!isJsonObject(m)) continue;
-      const t = fieldValue(m, 'Target', 'HostConfig.Mounts[].');
+      const t = fieldValue(m, 'Target', `${hs.where}Mounts[].`);
       if (typeof t === 'string') targets.push(t);
     }
   }
@@ -149,13 +151,14 @@ function envName(entry: string): string {
  */
 export function injectSecrets(createBody: unknown, target: ContainerTarget, rules: readonly SecretRule[], values: ValueLookup, instance: { readonly id: string; readonly hostDir: string }): Injection {
   void target; // matched by the caller; kept in the signature so the plan can never be computed for another container
-  const body: JsonObject = isJsonObject(createBody) ? { ...createBody } : {};
+  let body: JsonObject = isJsonObject(createBody) ? { ...createBody } : {};
   const { env, files } = resolveSecrets(rules, values);
 
   // Read (and check) every field we touch before changing anything.
   const envKey = fieldKey(body, 'Env', '') ?? 'Env';
   const labelsKey = fieldKey(body, 'Labels', '') ?? 'Labels';
-  const hostConfigKey = fieldKey(body, 'HostConfig', '') ?? 'HostConfig';
+  const hs = hostSettingsOf(body);
+  if (hs === null) throw secretErrors.bad_create('[Drawbridge] the request\'s HostConfig is not a JSON object');
   const mountTargets = requestedMountTargets(body);
 
   if (env.size) {
@@ -169,11 +172,13 @@ export function injectSecrets(createBody: unknown, target: ContainerTarget, rule
       const names = rules.filter((r) => r.mode === 'file').map((r) => `'${r.name}'`).join(', ');
       throw secretErrors.bad_create(`[Drawbridge] this container gets file secrets at ${SECRETS_MOUNT} (secret rule ${names}), but the request also mounts something at ${clash}; mount it elsewhere`);
     }
-    const hostConfig: JsonObject = isJsonObject(body[hostConfigKey]) ? { ...(body[hostConfigKey] as JsonObject) } : {};
+    const under = hostSettingsUnderHostConfig(body, hs);
+    body = under.body;
+    const hostConfig: JsonObject = { ...(body[under.key] as JsonObject) };
     const mountsKey = fieldKey(hostConfig, 'Mounts', 'HostConfig.') ?? 'Mounts';
     const mounts = Array.isArray(hostConfig[mountsKey]) ? (hostConfig[mountsKey] as unknown[]) : [];
     hostConfig[mountsKey] = [...mounts, { Type: 'bind', Source: instance.hostDir, Target: SECRETS_MOUNT, ReadOnly: true }];
-    body[hostConfigKey] = hostConfig;
+    body[under.key] = hostConfig;
   }
   const allow = LEAK_PATHS.filter((p) => rules.every((r) => r.allow.includes(p)));
   const plan: InjectionPlan = {

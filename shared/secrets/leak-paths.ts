@@ -35,7 +35,7 @@
  *   `--forest`/`--format`. UNIX options (`-ef`, `-o pid,args`) and BSD words without `e` (`aux`) are fine.
  * - A container without markers: nothing to decide here (access rules did).
  */
-import { fieldKey, fieldValue, isJsonObject, type JsonObject } from './go-json-fields.js';
+import { fieldKey, fieldValue, hostSettingsOf, isJsonObject, withHostSettings, type JsonObject } from './go-json-fields.js';
 import { cleanContainerPath } from './inject-secrets.js';
 import { FULL_ID } from './pin-container.js';
 import { readMarkers } from './secret-labels.js';
@@ -87,11 +87,11 @@ function parseLink(spec: string): { name: string; alias: string } {
  * pinSharedContainers) replaces each reference in a copy of the body; without it the body is only read.
  */
 function visitShared(createBody: JsonObject, visit: (ref: string) => string): JsonObject {
-  const hostConfigKey = fieldKey(createBody, 'HostConfig', '');
-  if (hostConfigKey === null || !isJsonObject(createBody[hostConfigKey])) return createBody;
-  const hostConfig: JsonObject = { ...(createBody[hostConfigKey] as JsonObject) };
-  const fromKey = fieldKey(hostConfig, 'VolumesFrom', 'HostConfig.');
-  const linksKey = fieldKey(hostConfig, 'Links', 'HostConfig.');
+  const hs = hostSettingsOf(createBody);
+  if (hs === null) return createBody;
+  const hostConfig: JsonObject = { ...hs.object };
+  const fromKey = fieldKey(hostConfig, 'VolumesFrom', hs.where);
+  const linksKey = fieldKey(hostConfig, 'Links', hs.where);
   if (fromKey !== null && Array.isArray(hostConfig[fromKey])) {
     hostConfig[fromKey] = (hostConfig[fromKey] as unknown[]).map((f) => {
       if (typeof f !== 'string' || f === '') return f;
@@ -100,7 +100,7 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
     });
   }
   for (const mode of ['PidMode', 'IpcMode']) {
-    const key = fieldKey(hostConfig, mode, 'HostConfig.');
+    const key = fieldKey(hostConfig, mode, hs.where);
     const value = key === null ? undefined : hostConfig[key];
     // `container:` alone names nothing: dockerd refuses it, nothing to look up.
     if (key !== null && typeof value === 'string' && value.startsWith('container:') && value !== 'container:') hostConfig[key] = `container:${visit(value.slice('container:'.length))}`;
@@ -112,7 +112,7 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
       return `${visit(name)}:${alias}`;
     });
   }
-  return { ...createBody, [hostConfigKey]: hostConfig };
+  return withHostSettings(createBody, hs, hostConfig);
 }
 
 /** Containers a create body shares mounts, processes or environment with (see visitShared). */
@@ -178,9 +178,8 @@ export function decideTop(psArgs: string, labels: unknown): LeakDecision {
 
 /** The refusal of a create that shares the host's process namespace (`PidMode: host`); null when it does not. */
 export function hostPidDenial(createBody: unknown): string | null {
-  if (!isJsonObject(createBody)) return null;
-  const hostConfig = fieldValue(createBody, 'HostConfig', '');
-  const pid = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'PidMode', 'HostConfig.') : undefined;
+  const hs = isJsonObject(createBody) ? hostSettingsOf(createBody) : null;
+  const pid = hs === null ? undefined : fieldValue(hs.object, 'PidMode', hs.where);
   if (pid !== 'host') return null;
   return "[Drawbridge] '--pid host' is denied on this Defender: it shows every container's processes and with them their secrets (/proc/<pid>/environ, /proc/<pid>/root/run/secrets); run without it";
 }
@@ -193,11 +192,10 @@ export function baseInHostShm(bases: readonly string[]): string | null {
   return bases.find((b) => cleanContainerPath(b) === HOST_SHM || cleanContainerPath(b).startsWith(`${HOST_SHM}/`)) ?? null;
 }
 
-/** A create body's `HostConfig.IpcMode` ('' when it gives none: dockerd's default, private or shareable). */
+/** A create body's `IpcMode` (in HostConfig, or at the top level: hostSettingsOf; '' when it gives none: dockerd's default, private or shareable). */
 export function ipcModeOf(createBody: unknown): string {
-  if (!isJsonObject(createBody)) return '';
-  const hostConfig = fieldValue(createBody, 'HostConfig', '');
-  const mode = isJsonObject(hostConfig) ? fieldValue(hostConfig, 'IpcMode', 'HostConfig.') : undefined;
+  const hs = isJsonObject(createBody) ? hostSettingsOf(createBody) : null;
+  const mode = hs === null ? undefined : fieldValue(hs.object, 'IpcMode', hs.where);
   return typeof mode === 'string' ? mode : '';
 }
 

@@ -4,6 +4,9 @@
 // - a local volume of type overlay whose mount data (`o=lowerdir=<the base>:…`) names the base as a layer;
 // - an archive upload (`docker cp` into a container) that replaces a script the container runs: it then runs with
 //   the container's env and /run/secrets, as `docker exec` would, without the exec action.
+// - host settings (Binds, Mounts, PidMode, VolumesFrom) at the top level of a create body without HostConfig:
+//   dockerd before 27 reads them there (moby's ContainerConfigWrapper embeds HostConfig), the checks read only
+//   HostConfig; the docker CLI never sends this form, any raw API client can.
 // Each attack is shown working against a container without secrets, so the refusal is what stops it.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -115,5 +118,67 @@ describe('an archive upload into a container (docker cp into it)', () => {
     const r = await upload(plain);
     expect(r.status, r.text).toBe(200);
     await pollUntil('the planted script to run', async () => (await runOk(['logs', plain])).includes('planted'), 10_000, 100);
+  });
+});
+
+describe('host settings at the top level of a create body (dockerd reads them when HostConfig is missing or null)', () => {
+  /** A raw create as eve: Image, Cmd and labels, plus `fields` at the top level (no HostConfig unless given). */
+  async function createRaw(app: string, cmd: string[], fields: Record<string, unknown>): Promise<{ status: number; text: string }> {
+    const body = { Image: s.image, Cmd: cmd, Labels: { [label.split('=')[0]!]: label.split('=')[1]!, app }, ...fields };
+    return s.rawOnce('POST', `/v1.41/containers/create?name=escapes-top-${tag()}`, {}, JSON.stringify(body));
+  }
+  const idOf = (r: { text: string }): string => (JSON.parse(r.text) as { Id: string }).Id;
+  async function startAndLog(id: string): Promise<string> {
+    const started = await s.rawOnce('POST', `/v1.41/containers/${id}/start`);
+    expect(started.status, started.text).toBe(204);
+    await pollUntil('the container to exit', async () => (await inspectDirect(id)).State.Running === false, 10_000, 100);
+    return runOk(['logs', id]);
+  }
+
+  test('a top-level bind works for an ordinary host path, so dockerd does read it', async () => {
+    const dir = join(s.work, 'top-level-bind');
+    await mkdir(dir);
+    await writeFile(join(dir, 'hello'), 'read through a top-level bind');
+    const r = await createRaw('plain', ['cat', '/x/hello'], { Binds: [`${dir}:/x:ro`] });
+    expect(r.status, r.text).toBe(201);
+    expect(await startAndLog(idOf(r))).toBe('read through a top-level bind');
+  });
+
+  test.each([
+    ['Binds of the base', { Binds: [`<base>:/x:ro`] }, BASE_MOUNT],
+    ['Binds of the base, HostConfig null', { Binds: [`<base>:/x:ro`], HostConfig: null }, BASE_MOUNT],
+    ['a bind of /proc', { binds: ['/proc:/hp:ro'] }, BASE_MOUNT],
+    ['Mounts of the base', { Mounts: [{ Type: 'bind', Source: '<base>', Target: '/x' }] }, BASE_MOUNT],
+    ['PidMode host', { PidMode: 'host' }, "'--pid host' is denied on this Defender"],
+    ['IpcMode host', { IpcMode: 'host' }, "'--ipc host' is denied on this Defender"],
+  ])('%s is refused', async (_, fields, message) => {
+    await startContainer('billing');
+    const withBase = JSON.parse(JSON.stringify(fields).replaceAll('<base>', s.secretsDir)) as Record<string, unknown>;
+    const r = await createRaw('plain', ['sh', '-c', `cat /x/*/token /hp/*/environ; true`], withBase);
+    expect(r.status, r.text).toBe(403);
+    expect(r.text).toContain(message);
+  });
+
+  test("VolumesFrom a secret-carrying container is refused (copy path); of a plain one it works, pinned", async () => {
+    const secret = await startContainer('billing');
+    const refused = await createRaw('plain', ['cat', '/run/secrets/token'], { VolumesFrom: [secret] });
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.text).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+    const plain = await startContainer('plain');
+    const shared = await createRaw('plain', ['true'], { VolumesFrom: [plain] });
+    expect(shared.status, shared.text).toBe(201);
+    expect((await inspectDirect(idOf(shared))).HostConfig.VolumesFrom).toEqual([(await inspectDirect(plain)).Id]);
+  });
+
+  test('a secret-carrying container given its host settings at the top level gets them and its secrets', async () => {
+    const dir = join(s.work, 'top-level-data');
+    await mkdir(dir);
+    await writeFile(join(dir, 'hello'), 'data');
+    const r = await createRaw('billing', ['sh', '-c', 'cat /data/hello; echo; cat /run/secrets/token'], { Binds: [`${dir}:/data:ro`] });
+    expect(r.status, r.text).toBe(201);
+    expect(await startAndLog(idOf(r))).toBe(`data\n${TOKEN}`);
+    const hostConfig = (await inspectDirect(idOf(r))).HostConfig;
+    expect(hostConfig.Binds).toEqual([`${dir}:/data:ro`]);
+    expect(hostConfig.Mounts.map((m: { Target: string }) => m.Target)).toEqual(['/run/secrets']);
   });
 });
