@@ -9,7 +9,8 @@
  * - What the Defender forwards is exactly what it parsed: the body as framed by the request, re-sent with the
  *   same length. Bytes after a `Content-Length: 0` request are the next request and are authorised on their own.
  * - A form-encoded body is refused: dockerd's handlers call Go's ParseForm, which reads such a body as extra query
- *   parameters overriding the real ones; the docker CLI never sends one.
+ *   parameters overriding the real ones; the docker CLI never sends one. So is a second Content-Type header or one
+ *   that is not plain ASCII: Go would read the first, lower-cased with Unicode folding (`applİcation/…`).
  * - Bodies of routes whose body the daemon decodes (and of routes that take none) are read in full, up to the
  *   limit, before a byte goes upstream; over the limit → 413. Only stream routes (build context, image load,
  *   archive upload…) pass through unbuffered, after the request was authorised.
@@ -33,7 +34,10 @@ export function checkFraming(rawHeaders: readonly string[]): Framing {
       if (transferEncoding !== null) throw defenderErrors.bad_request('[Drawbridge] the request has more than one Transfer-Encoding header');
       transferEncoding = rawHeaders[i + 1]!.trim().toLowerCase();
     } else if (name === 'content-type') {
-      contentType = `${contentType ?? ''}${rawHeaders[i + 1]!}`;
+      // Go reads the first of several; its lower-casing folds non-ASCII letters (İ → i) that ours would not.
+      if (contentType !== null) throw defenderErrors.bad_request('[Drawbridge] the request has more than one Content-Type header');
+      contentType = rawHeaders[i + 1]!;
+      if (/[^\x20-\x7e\t]/.test(contentType)) throw defenderErrors.bad_request('[Drawbridge] the request\'s Content-Type header is not plain ASCII');
     }
   }
   if (contentType !== null && /^\s*application\/x-www-form-urlencoded\b/i.test(contentType)) {

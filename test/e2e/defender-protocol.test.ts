@@ -170,6 +170,9 @@ describe('smuggling and framing', () => {
     ['Transfer-Encoding: gzip, chunked', (b) => ({ headers: ['Transfer-Encoding: gzip, chunked'], payload: chunked(b) }), /Transfer-Encoding 'gzip, chunked'/],
     ['two Transfer-Encoding headers', (b) => ({ headers: ['Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'], payload: chunked(b) }), /Transfer-Encoding|malformed/],
     ['a form-encoded body', (b) => ({ headers: ['Content-Type: application/x-www-form-urlencoded', cl(b)], payload: b }), /form-encoded/],
+    // Go reads the first Content-Type, lower-cased with Unicode folding: both of these are a form for dockerd.
+    ['a form type with a second Content-Type after it', (b) => ({ headers: ['Content-Type: application/x-www-form-urlencoded', 'Content-Type: x', cl(b)], payload: b }), /more than one Content-Type/],
+    ['a non-ASCII Content-Type (applİcation/…)', (b) => ({ headers: ['Content-Type: appl\u0130cation/x-www-form-urlencoded', cl(b)], payload: b }), /Content-Type header is not plain ASCII/],
   ])('refuses %s with 400, closes the connection and creates nothing', async (_, frame, reason) => {
     const name = unique('framing');
     const client = await open('bob');
