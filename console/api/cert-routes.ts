@@ -4,10 +4,12 @@
  * - Anyone logged in gets certificates for themselves only; the subject comes from their account, never the CSR.
  * - Access users and operators see and revoke only their own user certificates; admins and auditors list all;
  *   only admins revoke anyone's. A certificate the caller may not see is answered 404, as if it did not exist.
- * - The install script and its POST are public: the one-time token in the query is the credential.
+ * - The install script and its POST are public: the one-time token in the X-Drawbridge-Install-Token header is the
+ *   credential (never the query string: see install-script.ts).
  * - Revocations bump the policy version (Defenders learn them from the push hub).
  */
 import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { ConsoleContext } from '../context.js';
 import { consoleErrors } from '../errors.js';
@@ -15,13 +17,18 @@ import { endLogins } from '../auth/end-logins.js';
 import { userName } from '../auth/user-store.js';
 import { getCertificate, hasUserCertificates, listCertificates, normaliseSerial, pageKey, revokeCertificate, revokeUserCertificates } from '../certs/certificate-register.js';
 import { checkCsr, issueServerCertificate, issueUserCertificate, type CertificateResponse } from '../certs/issue-certificates.js';
-import { installCommand, installRefusalScript, installScript } from '../certs/install-script.js';
+import { INSTALL_TOKEN_HEADER, installCommand, installRefusalScript, installScript } from '../certs/install-script.js';
 import { consumeInstallToken, createInstallToken, installTokenState } from '../certs/install-tokens.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
 import { created, ROLES, route, type Principal, type Reply } from './route.js';
 
 const csrBody = z.strictObject({ csr: z.string().min(1, 'is required').max(16_384) });
-const tokenQuery = z.object({ token: z.string().min(1, 'is required').max(200) });
+/** The install token of a request (INSTALL_TOKEN_HEADER); null when it has none. */
+function installTokenOf(req: IncomingMessage): string | null {
+  const value = req.headers[INSTALL_TOKEN_HEADER.toLowerCase()];
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+const NO_INSTALL_TOKEN = `the request carries no install token (${INSTALL_TOKEN_HEADER} header): copy the whole install command from the Console's Certificates page and run it again`;
 const dnsName = z.string().max(253).regex(/^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/, 'must be a DNS name (no wildcards)');
 const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
 
@@ -106,33 +113,33 @@ export function certRoutes(ctx: ConsoleContext) {
       handler({ principal }) {
         const me = asUser(principal);
         const { token, expiresAt } = createInstallToken(ctx.db, { userName: me.name, sessionHash: me.sessionHash, sessionExpiresAt: me.sessionExpiresAt }, ctx.config.installTokenTtl);
-        const scriptUrl = `${consoleUrl}/api/v1/certs/install.sh?token=${encodeURIComponent(token)}`;
-        return created({ command: installCommand(scriptUrl, ctx.tlsPin), expiresAt });
+        return created({ command: installCommand(`${consoleUrl}/api/v1/certs/install.sh`, ctx.tlsPin, token), expiresAt });
       },
     }),
     route({
       method: 'GET', path: '/api/v1/certs/install.sh', tag: 'certificates', access: 'public',
       summary: 'The install script for a one-time token (fetching it does not use the token up; a refused token gets a script that says why and exits 1)',
-      query: tokenQuery,
-      handler({ query }): Reply {
-        const state = installTokenState(ctx.db, query.token);
-        const text = state.ok
-          ? installScript({ consoleUrl, pin: ctx.tlsPin, token: query.token, user: state.grant.userName, caPem: ctx.ca.certPem })
-          : installRefusalScript(state.error.message);
+      handler({ req }): Reply {
+        const token = installTokenOf(req);
+        const state = token === null ? null : installTokenState(ctx.db, token);
+        const text = state?.ok
+          ? installScript({ consoleUrl, pin: ctx.tlsPin, token: token!, user: state.grant.userName, caPem: ctx.ca.certPem })
+          : installRefusalScript(state === null ? NO_INSTALL_TOKEN : state.error.message);
         return { status: 200, text, contentType: 'text/x-shellscript; charset=utf-8' };
       },
     }),
     route({
       method: 'POST', path: '/api/v1/certs/install', tag: 'certificates', access: 'public',
       summary: "Use a one-time install token: issue the token user's certificate from a CSR (JSON, or PEM with Accept: application/x-pem-file); unknown token → 401, used or expired → 410",
-      query: tokenQuery,
       body: csrBody,
-      async handler({ query, body, req }) {
-        const state = installTokenState(ctx.db, query.token);
+      async handler({ body, req }) {
+        const token = installTokenOf(req);
+        if (token === null) throw consoleErrors.unauthenticated(NO_INSTALL_TOKEN);
+        const state = installTokenState(ctx.db, token);
         if (!state.ok) throw state.error;
         // A bad CSR must not burn the token: check it before using the token up.
         checkCsr(body.csr);
-        const grant = consumeInstallToken(ctx.db, query.token);
+        const grant = consumeInstallToken(ctx.db, token);
         const user = ctx.users.get(grant.userName);
         if (!user || user.disabled) throw consoleErrors.gone('the user of this install command no longer exists or is disabled');
         const issued = await issueUserCertificate(ctx, { user: user.name, groups: user.groups }, body.csr, grant);

@@ -40,9 +40,9 @@ describe('install script', () => {
     expect(r.stderr).toBe("drawbridge install: this install command was already used; don't reuse it\n");
   });
 
-  it('the command pins the key and quotes the URL', () => {
-    expect(installCommand('https://c:8083/api/v1/certs/install.sh?token=dbi_x', 'sha256//k=')).toBe(
-      "curl -fsSL --pinnedpubkey 'sha256//k=' -k 'https://c:8083/api/v1/certs/install.sh?token=dbi_x' | sh",
+  it('the command pins the key, quotes the URL and hands the token to curl on its standard input', () => {
+    expect(installCommand('https://c:8083/api/v1/certs/install.sh', 'sha256//k=', 'dbi_x')).toBe(
+      "printf '%s\\n' 'header = \"X-Drawbridge-Install-Token: dbi_x\"' | curl -fsSL --pinnedpubkey 'sha256//k=' -k -K - 'https://c:8083/api/v1/certs/install.sh' | sh",
     );
   });
 });

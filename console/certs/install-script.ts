@@ -1,7 +1,11 @@
 /**
  * The certificate install command and the POSIX sh script it runs (Prisma Cloud's "User Certificates" flow).
  *
- * - The command is `curl -fsSL --pinnedpubkey 'sha256//…' -k '<console>/api/v1/certs/install.sh?token=…' | sh`.
+ * - The command is `printf '%s\n' 'header = "X-Drawbridge-Install-Token: dbi_…"' | curl -fsSL --pinnedpubkey
+ *   'sha256//…' -k -K - '<console>/api/v1/certs/install.sh' | sh`. The token is in no process's arguments: any user
+ *   of the machine can read those (/proc/<pid>/cmdline), and could take the token while key generation runs.
+ *   `printf` is a shell builtin, and curl reads the header from its standard input (`-K -`, a curl config); the
+ *   script sends it the same way. Nor is it in a URL, which proxies and access logs keep.
  *   The user's machine does not trust the Console's private CA yet (getting that CA is what the script is for), so
  *   `-k` turns off CA and host-name checks, and `--pinnedpubkey` puts back a stricter one: curl aborts before
  *   sending anything unless the server's public key hashes to exactly the pin, i.e. it is this Console's key.
@@ -21,8 +25,12 @@ export function shQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export function installCommand(scriptUrl: string, pin: string): string {
-  return `curl -fsSL --pinnedpubkey ${shQuote(pin)} -k ${shQuote(scriptUrl)} | sh`;
+/** The request header that carries an install token (never the query string). */
+export const INSTALL_TOKEN_HEADER = 'X-Drawbridge-Install-Token';
+
+export function installCommand(scriptUrl: string, pin: string, token: string): string {
+  const config = `header = "${INSTALL_TOKEN_HEADER}: ${token}"`;
+  return `printf '%s\\n' ${shQuote(config)} | curl -fsSL --pinnedpubkey ${shQuote(pin)} -k -K - ${shQuote(scriptUrl)} | sh`;
 }
 
 /**
@@ -85,11 +93,12 @@ openssl ecparam -genkey -name prime256v1 -noout -out "$WORK/key.pem" || fail 'op
 openssl req -new -sha256 -key "$WORK/key.pem" -subj '/CN=drawbridge-install' -out "$WORK/csr.pem" || fail 'openssl could not create the certificate request'
 awk 'BEGIN { printf "{\\"csr\\":\\"" } { printf "%s\\\\n", $0 } END { print "\\"}" }' "$WORK/csr.pem" > "$WORK/request.json"
 
-# Same trust as the command that fetched this script: -k, and the Console's public key pinned.
-STATUS=$(curl -sS --pinnedpubkey "$PIN" -k -X POST \\
+# Same trust as the command that fetched this script: -k, and the Console's public key pinned. The token goes to
+# curl on its standard input (a curl config line), never in its arguments, which other users could read.
+STATUS=$(printf 'header = "${INSTALL_TOKEN_HEADER}: %s"\\n' "$TOKEN" | curl -sS --pinnedpubkey "$PIN" -k -K - -X POST \\
   -H 'Content-Type: application/json' -H 'Accept: application/x-pem-file' \\
   --data-binary "@$WORK/request.json" -o "$WORK/response" -w '%{http_code}' \\
-  "$CONSOLE/api/v1/certs/install?token=$TOKEN") || fail "could not reach the Console at $CONSOLE (see curl's message above)"
+  "$CONSOLE/api/v1/certs/install") || fail "could not reach the Console at $CONSOLE (see curl's message above)"
 if [ "$STATUS" != 201 ]; then
   REASON=$(sed -n 's/.*"message":"\\([^"]*\\)".*/\\1/p' "$WORK/response" 2>/dev/null | head -n 1)
   fail "the Console refused the certificate request (HTTP $STATUS): \${REASON:-no reason given}"

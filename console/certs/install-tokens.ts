@@ -1,5 +1,5 @@
 /**
- * One-time tokens of the certificate install command (`curl … install.sh?token=… | sh`).
+ * One-time tokens of the certificate install command (`printf … | curl -K - … install.sh | sh`, install-script.ts).
  *
  * - Random 256-bit, stored only as a SHA-256 hash, bound to the user and to the login session that asked for it.
  * - Usable until the earlier of `--install-token-ttl` (default 10 minutes) and that session's end: a logout, an

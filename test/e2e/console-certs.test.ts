@@ -39,7 +39,9 @@ async function listAll(token: string, query = ''): Promise<any[]> {
 }
 
 const ekuOf = (cert: x509.X509Certificate): string[] => cert.getExtension(x509.ExtendedKeyUsageExtension)!.usages.map(String);
-const installToken = (command: string): string => /[?&]token=([^'&]+)'/.exec(command)![1]!;
+const installToken = (command: string): string => /X-Drawbridge-Install-Token: (dbi_[A-Za-z0-9_-]+)"/.exec(command)![1]!;
+/** The install token header (never the query string: other users of the machine could read curl's arguments). */
+const tokenHeader = (token: string): { headers: Record<string, string> } => ({ headers: { 'X-Drawbridge-Install-Token': token } });
 
 beforeAll(async () => {
   c = await startConsoleProcess();
@@ -242,12 +244,13 @@ describe('one-time install tokens', () => {
     expect(r.status, r.text).toBe(201);
     return r.body;
   };
-  const install = (token: string, csr: string) => c.call('POST', `/api/v1/certs/install?token=${encodeURIComponent(token)}`, { json: { csr } });
+  const install = (token: string, csr: string) => c.call('POST', '/api/v1/certs/install', { json: { csr }, ...tokenHeader(token) });
 
-  it('the command is curl with the Console key pinned, fetching the script from the public URL; it expires in 10 minutes', async () => {
+  it('the command is curl with the Console key pinned and the token on its standard input, fetching the script from the public URL; it expires in 10 minutes', async () => {
     const { command, expiresAt } = await newCommand(aliceToken);
     const pin = /--pinnedpubkey '(sha256\/\/[A-Za-z0-9+/=]+)'/.exec(command)?.[1];
-    expect(command).toBe(`curl -fsSL --pinnedpubkey '${pin}' -k '${c.url}/api/v1/certs/install.sh?token=${installToken(command)}' | sh`);
+    const header = `header = "X-Drawbridge-Install-Token: ${installToken(command)}"`;
+    expect(command).toBe(`printf '%s\\n' '${header}' | curl -fsSL --pinnedpubkey '${pin}' -k -K - '${c.url}/api/v1/certs/install.sh' | sh`);
     const minutes = (Date.parse(expiresAt) - Date.now()) / 60_000;
     expect(minutes).toBeGreaterThan(9);
     expect(minutes).toBeLessThanOrEqual(10);
@@ -258,7 +261,7 @@ describe('one-time install tokens', () => {
     const a = installToken((await newCommand(aliceToken)).command);
     const b = installToken((await newCommand(aliceToken)).command);
     for (let i = 0; i < 2; i++) {
-      const script = await c.call('GET', `/api/v1/certs/install.sh?token=${a}`);
+      const script = await c.call('GET', '/api/v1/certs/install.sh', tokenHeader(a));
       expect(script.status).toBe(200);
       expect(script.headers['content-type']).toMatch(/^text\/x-shellscript/);
       expect(script.text).toContain('set -eu');
@@ -275,7 +278,7 @@ describe('one-time install tokens', () => {
     const second = await install(a, (await makeCsr()).csr);
     expect(second.status).toBe(410);
     expect(second.body.error.message).toContain('already used');
-    const refusal = await c.call('GET', `/api/v1/certs/install.sh?token=${a}`);
+    const refusal = await c.call('GET', '/api/v1/certs/install.sh', tokenHeader(a));
     expect(refusal.text).toContain('already used');
     expect(refusal.text).toMatch(/\nexit 1\n$/);
     expect((await install(b, (await makeCsr()).csr)).status).toBe(201);
@@ -286,6 +289,16 @@ describe('one-time install tokens', () => {
     const malformed = await install('nonsense', (await makeCsr()).csr);
     expect([unknown.status, malformed.status]).toEqual([401, 401]);
     expect(unknown.body.error.message).toBe(malformed.body.error.message);
+  });
+
+  it('a token in the query string counts for nothing: the script and the POST want the header', async () => {
+    const a = installToken((await newCommand(aliceToken)).command);
+    const script = await c.call('GET', `/api/v1/certs/install.sh?token=${a}`);
+    expect(script.text).toContain("the request carries no install token (X-Drawbridge-Install-Token header): copy the whole install command");
+    expect(script.text).not.toContain(a);
+    const post = await c.call('POST', `/api/v1/certs/install?token=${a}`, { json: { csr: (await makeCsr()).csr } });
+    expect(post.status).toBe(401);
+    expect((await install(a, (await makeCsr()).csr)).status).toBe(201); // still unused
   });
 
   it('dies with the session that created it (logout)', async () => {
@@ -349,10 +362,10 @@ describe('with --install-token-ttl 1 --cert-max-lifetime 120', () => {
     const r = await short.call('POST', '/api/v1/certs/install-command', { token });
     const t = installToken(r.body.command);
     await new Promise((done) => setTimeout(done, 1500));
-    const late = await short.call('POST', `/api/v1/certs/install?token=${t}`, { json: { csr: (await makeCsr()).csr } });
+    const late = await short.call('POST', '/api/v1/certs/install', { json: { csr: (await makeCsr()).csr }, ...tokenHeader(t) });
     expect(late.status).toBe(410);
     expect(late.body.error.message).toContain('expired');
-    const script = await short.call('GET', `/api/v1/certs/install.sh?token=${t}`);
+    const script = await short.call('GET', '/api/v1/certs/install.sh', tokenHeader(t));
     expect(script.text).toContain('expired');
     expect(spawnSync('sh', ['-c', script.text], { encoding: 'utf8' })).toMatchObject({ status: 1, stderr: expect.stringContaining('expired') });
   });

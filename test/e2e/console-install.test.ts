@@ -3,9 +3,9 @@
 // then the real docker CLI, with nothing but those default files, goes through a real Defender whose server
 // certificate the same Console issued, and the Defender's audit names the user. Revocation shows in the Console.
 import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -132,6 +132,25 @@ describe('curl … | sh installs the certificate in ~/.docker', () => {
     expect((await readdir(dir)).sort()).toEqual([...FILES]);
     expect(await mode(dir)).toBe(0o700);
     expect(r.stdout).toContain(`export DOCKER_CERT_PATH=${dir}`);
+  });
+
+  it("puts the token in no process's arguments (any user of the machine can read them in /proc)", async () => {
+    // Every external command the install runs goes through a wrapper that records its arguments.
+    const bin = join(home, 'recording-bin');
+    const argvLog = join(home, 'argv.log');
+    await mkdir(bin);
+    for (const tool of ['curl', 'openssl', 'awk', 'sed', 'mkdir', 'chmod', 'rm', 'mv', 'cat', 'date', 'head']) {
+      const real = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      await writeFile(join(bin, tool), `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> '${argvLog}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    }
+    const command = await installCommand();
+    const token = /X-Drawbridge-Install-Token: (dbi_[A-Za-z0-9_-]+)/.exec(command)![1]!;
+    const env = userEnv({ DOCKER_CERT_PATH: join(home, 'recorded'), PATH: `${bin}:${process.env.PATH}` });
+    const r = await runSh(command, env);
+    expect(r.code, r.stderr).toBe(0);
+    const argv = await readFile(argvLog, 'utf8');
+    expect(argv.split('\n').filter((l) => l.startsWith('curl ')), argv).toHaveLength(2); // the script, and the CSR
+    expect(argv).not.toContain(token);
   });
 
   it('a wrong pin stops curl before anything is sent', async () => {

@@ -20,7 +20,7 @@ export interface ApiResponse<T = unknown> {
 }
 
 export interface ConsoleClient {
-  call<T = any>(method: string, path: string, opts?: { token?: string; json?: unknown; text?: string; contentType?: string }): Promise<ApiResponse<T>>;
+  call<T = any>(method: string, path: string, opts?: { token?: string; json?: unknown; text?: string; contentType?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
   /** Logs in and returns the bearer token. */
   login(username: string, password: string): Promise<string>;
   /** POST /api/v1/users as `token`; the user as the Console answers it, or an error naming the answer. */
@@ -47,7 +47,7 @@ export function consoleClient(url: string, ca?: string): ConsoleClient {
     call(method, path, opts = {}) {
       return new Promise((resolve, reject) => {
         const body = opts.json !== undefined ? JSON.stringify(opts.json) : opts.text;
-        const headers: Record<string, string> = {};
+        const headers: Record<string, string> = { ...opts.headers };
         if (opts.token) headers.authorization = `Bearer ${opts.token}`;
         if (body !== undefined) headers['content-type'] = opts.contentType ?? (opts.json !== undefined ? 'application/json' : 'text/yaml');
         const req = request(new URL(path, url), { method, headers, ...(ca ? { ca } : { rejectUnauthorized: false }) }, (res) => {
