@@ -129,11 +129,27 @@ export class DefenderStore {
   }
 
   /**
+   * Each name (DNS name or IP, lower case) in the server certificates of Defenders other than `hostName`: their host
+   * names and recorded SANs, with the Defender that has it.
+   */
+  namesOfOthers(hostName: string): Map<string, string> {
+    const rows = this.db.prepare('SELECT host_name, server_names_json FROM defenders WHERE host_name != ?').all(hostName) as Pick<DefenderRow, 'host_name' | 'server_names_json'>[];
+    const out = new Map<string, string>();
+    for (const r of rows) {
+      const names = r.server_names_json === null ? null : (JSON.parse(r.server_names_json) as ServerNames);
+      for (const n of [r.host_name, ...(names?.dnsNames ?? []), ...(names?.ips ?? [])]) out.set(n.toLowerCase(), r.host_name);
+    }
+    return out;
+  }
+
+  /**
    * Registers (or re-registers) a Defender whose new certificates are already issued: revokes its older ones,
    * upserts its row, bumps the policy version when anything was revoked. Returns the listener it must run.
+   * `guard` runs first, in the same transaction (a check that must still hold when the row is written).
    */
-  enrol(e: Enrolment): DefenderRecord {
+  enrol(e: Enrolment, guard: () => void = () => {}): DefenderRecord {
     return this.db.transaction(() => {
+      guard();
       const now = nowIso();
       const revoked = this.db
         .prepare(

@@ -5,7 +5,8 @@
  *   only then consumed, so a typo in a CSR does not burn a single-use token. If issuing fails after that, the
  *   use is given back and anything already issued is revoked.
  * - Server certificate: serverAuth, SANs = the host name plus the extra addresses (DNS names and IPs), registered
- *   as kind 'defender-server', which never authenticates anyone to the Console.
+ *   as kind 'defender-server', which never authenticates anyone to the Console. A name another enrolled Defender
+ *   has (host name or SAN) → 409, loopback names aside (refuseOthersNames).
  * - Client certificate: clientAuth, `CN=<host>, O=Drawbridge Defender`, registered as kind 'defender': the only
  *   certificate the Console accepts as this Defender (server.ts `authenticate`).
  * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates, and
@@ -20,7 +21,7 @@ import { hostName as hostNameSchema, type EnrollResponse } from '../../shared/wi
 import type { ConsoleContext } from '../context.js';
 import { nowIso } from '../db/database.js';
 import { consoleErrors, FieldError } from '../errors.js';
-import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore } from './defender-store.js';
+import { DEFENDER_CLIENT_KIND, DEFENDER_SERVER_KIND, type DefenderStore, type ServerNames } from './defender-store.js';
 import type { JoinTokenStore } from './join-tokens.js';
 
 /** How long a Defender's certificates live (enrolment and renewal alike). */
@@ -54,6 +55,27 @@ export function serverNames(hostName: string, addresses: readonly string[]): { d
   return { dnsNames, ips };
 }
 
+/** Names that mean "this machine" to whoever connects: every Defender's certificate may carry them. */
+function isLoopback(name: string): boolean {
+  const n = name.toLowerCase();
+  return n === 'localhost' || n.endsWith('.localhost') || n === '::1' || (isIP(n) === 4 && n.startsWith('127.'));
+}
+
+/**
+ * Refuses (409) server certificate names another enrolled Defender has (its host name or a SAN), loopback names
+ * aside: the docker CLI trusts the Console CA for every name, so such a certificate would let its Defender pose as
+ * the other one to anyone it can redirect (DNS, ARP) and collect their registry passwords and `-e` values.
+ */
+export function refuseOthersNames(defenders: DefenderStore, hostName: string, names: ServerNames): void {
+  const others = defenders.namesOfOthers(hostName);
+  for (const name of [...names.dnsNames, ...names.ips]) {
+    const owner = others.get(name.toLowerCase());
+    if (owner !== undefined && !isLoopback(name)) {
+      throw consoleErrors.conflict(`the address '${name}' belongs to the enrolled Defender '${owner}'; a Defender's certificate may name only its own addresses (remove '${owner}' first if the address has moved: DELETE /api/v1/defenders/${owner})`);
+    }
+  }
+}
+
 export async function checkCsr(pem: string, field: string): Promise<void> {
   try {
     await readCsr(pem);
@@ -76,6 +98,7 @@ export async function enrollDefender(
     throw consoleErrors.conflict(`a Defender named '${existing.hostName}' is already enrolled; to enrol it again, use a join token made for it (POST /api/v1/defenders/join-tokens {"hostName":"${existing.hostName}"}), or remove it first (DELETE /api/v1/defenders/${existing.hostName})`);
   }
   const names = serverNames(input.hostName, input.addresses);
+  refuseOthersNames(stores.defenders, input.hostName, names);
   await checkCsr(input.serverCsr, 'body.serverCsr');
   await checkCsr(input.clientCsr, 'body.clientCsr');
 
@@ -94,7 +117,7 @@ export async function enrollDefender(
       clientCertSerial: client.serial,
       serverCertSerial: server.serial,
       serverNames: names,
-    });
+    }, () => refuseOthersNames(stores.defenders, input.hostName, names)); // again: another enrolment may have run meanwhile
     ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
     const { auditSeq } = ctx.db.prepare('SELECT COALESCE(MAX(seq), 0) AS auditSeq FROM audit WHERE defender = ?').get(input.hostName.toLowerCase()) as { auditSeq: number };
     return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener, auditSeq };

@@ -228,6 +228,21 @@ describe('an enrolled Defender', () => {
     expect((await enrollDefender(consoleProc, (await joinToken()).token, 'bound-new')).ok).toBe(true);
   });
 
+  test("a Defender's server certificate names only its own addresses: another's host name or SAN is refused (409), loopback names are everyone's", async () => {
+    await enrol('san-a', { addresses: ['san-a.corp.example', '10.1.2.3', '127.0.0.1'] });
+    const t = await joinToken(); // single use: every refusal below leaves it unused
+    for (const [addresses, name] of [[['san-a'], 'san-a'], [['SAN-A.corp.example'], 'SAN-A.corp.example'], [['[10.1.2.3]'], '10.1.2.3']] as const) {
+      const r = await enrollDefender(consoleProc, t.token, 'san-evil', { addresses: [...addresses] });
+      expect(!r.ok && [r.res.status, r.res.body.error.message]).toEqual([409, expect.stringContaining(`the address '${name}' belongs to the enrolled Defender 'san-a'; a Defender's certificate may name only its own addresses`)]);
+    }
+    const named = await enrollDefender(consoleProc, (await joinToken()).token, 'san-a.corp.example');
+    expect(!named.ok && named.res.status).toBe(409); // its host name is a name in its certificate too
+    const ok = await enrollDefender(consoleProc, t.token, 'san-evil', { addresses: ['localhost', '127.0.0.1', '::1', 'san-evil.corp.example'] });
+    expect(ok.ok).toBe(true);
+    const sans = new X509Certificate(ok.ok ? ok.defender.response.serverCert : '').subjectAltName;
+    expect(sans).toBe('DNS:san-evil, DNS:localhost, DNS:san-evil.corp.example, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
+  });
+
   test('re-enrolment revokes the old certificates; deleting a Defender ends its stream and its certificates', async () => {
     const first = await enrol('prod-a');
     const stream = await openPolicyStream(consoleProc.url, clientTls(first), 0);
