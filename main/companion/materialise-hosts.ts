@@ -14,6 +14,7 @@ import { DockerCertFiles } from './docker-cert-files.js';
 import { contextNameForHost, DockerContextStore, type TlsMaterial } from './docker-context-store.js';
 import type { HostEntry } from './companion-state.js';
 import type { MyHost } from './console-api.js';
+import { shellQuote } from './env-command.js';
 
 export interface MaterialiseOptions {
   readonly configDir: string;
@@ -23,12 +24,21 @@ export interface MaterialiseOptions {
   readonly tls: TlsMaterial;
 }
 
-function noContextNote(host: MyHost): string | undefined {
+/** A text from the Console made safe to print: control characters (terminal escapes) become '?'. */
+const printable = (text: string): string => text.replace(/[\0-\x1f\x7f-\x9f]/g, '?');
+
+/**
+ * Why a host gets no Docker context, with what to do instead; undefined when it gets one. The address comes from
+ * the host's Defender, by way of the Console: a command built from it is shell-quoted, so a path such as
+ * `/run/d.sock; curl …|sh` stays one argument of the command the user is told to run.
+ */
+export function noContextNote(host: Pick<MyHost, 'dockerHost'>): string | undefined {
   if (host.dockerHost === null) return 'the Console knows no address for this host yet';
   if (host.dockerHost.startsWith('unix://')) {
-    return `a local UNIX socket on that machine: relay it there (socat TCP-LISTEN:2376,bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${host.dockerHost.slice('unix://'.length)}) and use DOCKER_HOST=tcp://127.0.0.1:2376`;
+    const relay = `socat TCP-LISTEN:2376,bind=127.0.0.1,fork,reuseaddr ${shellQuote(`UNIX-CONNECT:${host.dockerHost.slice('unix://'.length)}`)}`;
+    return `a local UNIX socket on that machine: relay it there (${printable(relay)}) and use DOCKER_HOST=tcp://127.0.0.1:2376`;
   }
-  return host.dockerHost.startsWith('tcp://') ? undefined : `unsupported address ${host.dockerHost}`;
+  return host.dockerHost.startsWith('tcp://') ? undefined : `unsupported address ${printable(host.dockerHost)}`;
 }
 
 /** Writes every context and the cert files; resolves to the host entries to remember. */

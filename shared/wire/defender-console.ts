@@ -32,7 +32,7 @@ export const hostName = z
 
 export const listenerConfig = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('tcp'), address: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'must be HOST:PORT') }),
-  z.strictObject({ type: z.literal('unix'), path: z.string().regex(/^\/[^\0]{1,106}$/, 'must be an absolute socket path (at most 107 bytes)') }),
+  z.strictObject({ type: z.literal('unix'), path: z.string().regex(/^\/[^\0-\x1f\x7f]{1,106}$/, 'must be an absolute socket path (at most 107 bytes, no control characters)') }),
 ]);
 export type ListenerConfig = z.infer<typeof listenerConfig>;
 

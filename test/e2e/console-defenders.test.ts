@@ -185,6 +185,8 @@ describe('an enrolled Defender', () => {
       const relistened = await stream.next(snapshotAt(switched.body.version), 5_000);
       expect(relistened.type === 'snapshot' && relistened.snapshot.listener).toEqual(unix);
       expect((await consoleProc.call('PUT', '/api/v1/defenders/dev-a/listener', { token: admin, json: { type: 'unix', path: 'relative' } })).body.error.field).toBe('body.path');
+      // The companion prints the path in a command to run: no terminal escapes in it.
+      expect((await consoleProc.call('PUT', '/api/v1/defenders/dev-a/listener', { token: admin, json: { type: 'unix', path: '/run/d.sock\u001b[8m' } })).body.error.field).toBe('body.path');
       expect((await consoleProc.call('PUT', '/api/v1/defenders/nope/listener', { token: admin, json: unix })).status).toBe(404);
 
       // A re-enrolment keeps the listener an admin chose.
