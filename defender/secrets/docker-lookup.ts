@@ -18,6 +18,8 @@ export interface ContainerFacts {
   readonly mountSources: readonly string[];
   /** Its HostConfig.IpcMode as dockerd resolved it at create (`host`, `private`, `container:<id>`…; '' from a list). */
   readonly ipcMode: string;
+  /** Its HostConfig.PidMode (`host`, `container:<id>`, ''; '' from a list). */
+  readonly pidMode: string;
 }
 
 /** GET `path` from dockerd (over the keep-alive pool) → status and parsed JSON (null body for non-JSON). */
@@ -70,8 +72,8 @@ function facts(raw: Record<string, any>): ContainerFacts {
   const running = raw.State && typeof raw.State === 'object' ? raw.State.Running === true || raw.State.Restarting === true : ['running', 'paused', 'restarting'].includes(raw.State);
   const mounts = Array.isArray(raw.Mounts) ? (raw.Mounts as Record<string, unknown>[]) : [];
   const mountSources = mounts.map((m) => m?.Source).filter((s): s is string => typeof s === 'string');
-  const ipcMode = typeof raw.HostConfig?.IpcMode === 'string' ? (raw.HostConfig.IpcMode as string) : '';
-  return { id: String(raw.Id ?? ''), labels, running, mountSources, ipcMode };
+  const mode = (name: 'IpcMode' | 'PidMode'): string => (typeof raw.HostConfig?.[name] === 'string' ? (raw.HostConfig[name] as string) : '');
+  return { id: String(raw.Id ?? ''), labels, running, mountSources, ipcMode: mode('IpcMode'), pidMode: mode('PidMode') };
 }
 
 /** The container named or id-prefixed `ref`, as dockerd resolves it; null when dockerd knows none (404). */

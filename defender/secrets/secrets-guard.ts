@@ -18,8 +18,12 @@
  *   go-json-fields.ts); `--pid host` → 403. container_top with ps options that print the environment, on a
  *   container carrying env secrets → 403 (leak-paths.ts).
  * - While the secrets base is under /dev/shm: a create with `--ipc host`, or `--ipc container:X` where X has the
- *   host's IPC namespace (X is a shared container: looked up, decided and pinned like the others), and a start of a container with the host's IPC namespace (dockerd's
- *   `default-ipc-mode: host`, or one created past the Defender) → 403: its /dev/shm would be the host's.
+ *   host's IPC namespace (X is a shared container: looked up, decided and pinned like the others) → 403: its
+ *   /dev/shm would be the host's.
+ * - container_start / container_restart of any container: what dockerd stored is checked again (checkStored): the
+ *   host's PID or IPC namespace, or a mount of the secrets base or /proc other than its own secret directory or a
+ *   shared one whose rules allow 'copy' → 403. It catches a container made past the Defender (or by a dockerd
+ *   with `default-ipc-mode: host`), and any create body dockerd read otherwise than the checks did.
  * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
  *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
@@ -27,22 +31,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Classification } from '../../shared/docker/classify-request.js';
 import { DrawbridgeError } from '../../shared/errors/drawbridge-error.js';
 import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets.js';
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
-import { hostMountSources, refuseSecretsBaseMounts, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
-import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
+import { hostMountSources, refuseSecretsBaseMounts, secretsPathReached, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
+import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pidModeOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
-import { readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
+import { INSTANCE_ID, readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
 import { secretErrors } from '../../shared/secrets/secret-errors.js';
 import type { AuditEventWire } from '../../shared/wire/defender-console.js';
 import type { DockerUpstream } from '../docker-upstream.js';
 import type { Logger } from '../log.js';
 import type { ContainerSecretDirs } from './container-secret-dirs.js';
-import { lookupContainer, type ContainerFacts } from './docker-lookup.js';
+import { listMarkedContainers, lookupContainer, type ContainerFacts } from './docker-lookup.js';
 import { redactedInspectAnswer } from './inspect-response.js';
 import type { SecretsInForce } from './secrets-in-force.js';
 
@@ -104,6 +109,16 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     }
   };
 
+  /** The containers whose secret directory is `instance` (fail closed: a failed lookup → 503). */
+  const listMarked = async (instance: string): Promise<ContainerFacts[]> => {
+    try {
+      return await listMarkedContainers(upstream, instance);
+    } catch (e) {
+      log.error('cannot list containers for the secret checks', { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
+      throw secretErrors.secret_unavailable('[Drawbridge] cannot check this container for secrets (dockerd did not answer the lookup); try again');
+    }
+  };
+
   /** A container that must exist for the decision; dockerd's own 404 text when it does not. */
   const lookupExisting = async (ref: string): Promise<ContainerFacts> => {
     const found = await lookup(ref);
@@ -140,7 +155,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     let json: unknown = JSON.parse(text); // checkJsonBody ran
     const target = createTarget(json, { name: queryParam(url, 'name'), host: opts.hostName });
     refuseBaseMounts(hostMountSources(json));
-    const hostPid = hostPidDenial(json);
+    const hostPid = hostPidDenial(pidModeOf(json));
     if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
     // The host's /dev/shm, from --ipc host or from the container shared with --ipc container:X (X's own mode).
     const ipc = ipcModeOf(json);
@@ -188,12 +203,34 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     };
   }
 
+  /**
+   * At start, a second line behind the create checks: what dockerd stored for the container (it may have been made
+   * past the Defender, or from a body dockerd read otherwise than the checks did). The host's PID or IPC namespace
+   * (see create) → 403; so is a mount of the secrets base or /proc, save the container's own secret directory
+   * (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
+   */
+  async function checkStored(container: ContainerFacts, own: string | null): Promise<void> {
+    const bases = secretsBases();
+    const denial = hostPidDenial(container.pidMode) ?? hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(bases) : null);
+    if (denial !== null) throw secretErrors.leak_denied(denial);
+    for (const source of container.mountSources) {
+      const reached = secretsPathReached(source, bases);
+      if (reached === null) continue;
+      const instance = basename(source);
+      if (INSTANCE_ID.test(instance) && source === opts.dirs.files.hostDir(instance)) {
+        if (instance === own) continue;
+        const owners = await listMarked(instance);
+        if (owners.length > 0 && owners.every((o) => decideSharing(o.id, o.labels).allowed)) continue;
+      }
+      throw secretErrors.leak_denied(`[Drawbridge] this container mounts the host path ${source}, which holds or contains the containers' secrets (${reached}); it cannot be started through the Defender: re-create it without that mount`);
+    }
+  }
+
   async function start(c: Classification, url: string): Promise<SecretsStep | null> {
     const container = await lookupExisting(c.params.name ?? '');
     const pinned = pinContainerTarget(c, url, container.id);
-    const hostIpc = hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(secretsBases()) : null);
-    if (hostIpc !== null) throw secretErrors.leak_denied(hostIpc); // made past the Defender, or dockerd's default-ipc-mode
     const markers = readMarkers(container.labels);
+    await checkStored(container, markers?.instance || null);
     if (!markers) return { url: pinned };
     const audit: AuditSecrets = { rules: [...markers.rules], names: [...markers.env, ...markers.files] };
     if (!markers.files.length || !markers.instance) return { url: pinned, audit };

@@ -122,14 +122,19 @@ export function reachesSecretsBase(path: string, base: string): boolean {
   return p === b || p.startsWith(`${b}/`) || p === '/' || b.startsWith(`${p}/`);
 }
 
+/** The base among `bases`, or the process view (PROCESS_VIEWS), that host path `path` reaches; null when none. */
+export function secretsPathReached(path: string, bases: readonly string[]): string | null {
+  return [...bases, ...PROCESS_VIEWS].find((b) => reachesSecretsBase(path, b)) ?? null;
+}
+
 /**
  * Throws 403 when one of `paths` reaches one of `bases` (the base as configured and as resolved) or a process view
  * (PROCESS_VIEWS).
  */
 export function refuseSecretsBaseMounts(paths: readonly string[], bases: readonly string[]): void {
   for (const path of paths) {
-    const base = [...bases, ...PROCESS_VIEWS].find((b) => reachesSecretsBase(path, b));
-    if (base !== undefined) {
+    const base = secretsPathReached(path, bases);
+    if (base !== null) {
       throw secretErrors.leak_denied(`[Drawbridge] the request mounts the host path ${path}, which holds or contains the containers' secrets (${base}); mount a path outside it`);
     }
   }

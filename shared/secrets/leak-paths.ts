@@ -176,11 +176,16 @@ export function decideTop(psArgs: string, labels: unknown): LeakDecision {
   };
 }
 
-/** The refusal of a create that shares the host's process namespace (`PidMode: host`); null when it does not. */
-export function hostPidDenial(createBody: unknown): string | null {
+/** A create body's `PidMode` (in HostConfig, or at the top level: hostSettingsOf; '' when it gives none). */
+export function pidModeOf(createBody: unknown): string {
   const hs = isJsonObject(createBody) ? hostSettingsOf(createBody) : null;
-  const pid = hs === null ? undefined : fieldValue(hs.object, 'PidMode', hs.where);
-  if (pid !== 'host') return null;
+  const mode = hs === null ? undefined : fieldValue(hs.object, 'PidMode', hs.where);
+  return typeof mode === 'string' ? mode : '';
+}
+
+/** The refusal of a container that shares the host's process namespace (`pidMode` host); null when it does not. */
+export function hostPidDenial(pidMode: string): string | null {
+  if (pidMode !== 'host') return null;
   return "[Drawbridge] '--pid host' is denied on this Defender: it shows every container's processes and with them their secrets (/proc/<pid>/environ, /proc/<pid>/root/run/secrets); run without it";
 }
 

@@ -7,7 +7,9 @@
 // - host settings (Binds, Mounts, PidMode, VolumesFrom) at the top level of a create body without HostConfig:
 //   dockerd before 27 reads them there (moby's ContainerConfigWrapper embeds HostConfig), the checks read only
 //   HostConfig; the docker CLI never sends this form, any raw API client can.
-// Each attack is shown working against a container without secrets, so the refusal is what stops it.
+// Each attack is shown working against a container without secrets, so the refusal is what stops it. Behind the
+// create checks, a start checks again what dockerd stored (a container made past the Defender, or any body that
+// dockerd reads otherwise than the checks).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -180,5 +182,38 @@ describe('host settings at the top level of a create body (dockerd reads them wh
     const hostConfig = (await inspectDirect(idOf(r))).HostConfig;
     expect(hostConfig.Binds).toEqual([`${dir}:/data:ro`]);
     expect(hostConfig.Mounts.map((m: { Target: string }) => m.Target)).toEqual(['/run/secrets']);
+  });
+});
+
+describe('a start checks what dockerd stored for the container', () => {
+  /** Created straight on dockerd (past the Defender): the Defender sees it first at its start. */
+  async function createPast(hostConfig: Record<string, unknown>): Promise<string> {
+    const name = `escapes-past-${tag()}`;
+    const config = { Image: s.image, Cmd: ['sh', '-c', `cat ${'/x/*/token'} /hp/1/environ; sleep 600`], Labels: { 'drawbridge.test': 'defender-secrets-escapes' }, HostConfig: hostConfig };
+    const created = await daemonRequest(dockerHost(), 'POST', `/containers/create?name=${name}`, config);
+    expect(created.status, created.body).toBe(201);
+    return name;
+  }
+
+  test.each<[string, () => Record<string, unknown>, () => string]>([
+    ['a bind of the secrets base', () => ({ Binds: [`${s.secretsDir}:/x:ro`] }), () => `this container mounts the host path ${s.secretsDir}, which holds or contains the containers' secrets (${s.secretsDir}); it cannot be started through the Defender`],
+    ['a bind of one secret directory', () => ({ Binds: [`${s.secretsDir}/${'0'.repeat(32)}:/x:ro`] }), () => `this container mounts the host path ${s.secretsDir}/${'0'.repeat(32)}, which holds`],
+    ['a bind of /proc', () => ({ Binds: ['/proc:/hp:ro'] }), () => "this container mounts the host path /proc, which holds or contains the containers' secrets (/proc)"],
+    ['--pid host', () => ({ PidMode: 'host' }), () => "'--pid host' is denied on this Defender"],
+  ])('one made past the Defender with %s cannot be started through it', async (_, hostConfig, message) => {
+    await startContainer('billing');
+    const name = await createPast(hostConfig());
+    const start = await run(['start', name]);
+    expect(start.code).not.toBe(0);
+    expect(start.stderr).toContain(message());
+    expect((await inspectDirect(name)).State.Running).toBe(false);
+  });
+
+  test("one sharing a secret-carrying container's mounts (--volumes-from) starts when that one's rules allow copy", async () => {
+    await s.apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'copy/ok', value: 'copy-is-fine' });
+    await s.apiOk('POST', '/api/v1/secret-rules', { name: 'copyable', mode: 'file', secrets: [{ name: 'ok', store: 'local', path: 'copy/ok' }], scope: { labels: ['app=copyable'] }, allow: ['copy'] }, 201);
+    await pollUntil('the copyable rule to reach the Defender', async () => (await run(['run', '--rm', ...s.labels('copyable'), s.image, 'cat', '/run/secrets/ok'])).stdout === 'copy-is-fine', 30_000, 200);
+    const copyable = await startContainer('copyable');
+    expect(await runOk(['run', '--rm', '--label', label, '--volumes-from', copyable, s.image, 'cat', '/run/secrets/ok'])).toBe('copy-is-fine');
   });
 });
