@@ -62,26 +62,26 @@ export function spkiPinOf(raw: Buffer): string {
 }
 
 /**
- * The server's name, and, under the Console's own CA, its `O=Drawbridge Console`: that CA also signs Defenders'
- * server certificates with names their enrollers chose, so a name alone does not make the Console.
+ * The server's name, and, when a Console CA issued its certificate, its `O=Drawbridge Console`: that CA also signs
+ * Defenders' server certificates with names their enrollers chose, so a name alone does not make the Console. The
+ * issuer decides, not the trusted file: a bundle may hold the Console's CA after a company CA (the Console behind a
+ * proxy with a company certificate is then vouched for by name).
  */
 function consoleIdentity(hostname: string, cert: PeerCertificate): Error | undefined {
   const wrongName = checkServerIdentity(hostname, cert);
   if (wrongName) return wrongName;
-  if (carriesConsoleMark(cert.subject?.O)) return undefined;
+  if (cert.issuer?.CN !== CONSOLE_CA_COMMON_NAME || carriesConsoleMark(cert.subject?.O)) return undefined;
   return new Error(`${hostname} is not the Drawbridge Console: its certificate chains to the Console's CA but lacks O=${CONSOLE_ORGANIZATION}`);
 }
 
 function httpsFetch(consoleUrl: string, trust: TlsTrust): ConsoleFetch {
-  // A CA other than the Console's own (the Console behind a proxy with a company certificate) vouches by name only.
-  const marked = trust.ca !== undefined && new X509Certificate(trust.ca).subject.split('\n').includes(`CN=${CONSOLE_CA_COMMON_NAME}`);
   return (url, init = {}) =>
     new Promise<Response>((resolve, reject) => {
       const bytes = bodyBytes(init.body);
       const headers = headerRecord(init.headers);
       if (bytes) headers['content-length'] = String(bytes.length);
       // With a pin the chain is not checked (as curl -k --pinnedpubkey): the key check on 'secureConnect' is all.
-      const tls = trust.pin ? { rejectUnauthorized: false } : trust.ca ? { ca: trust.ca, ...(marked ? { checkServerIdentity: consoleIdentity } : {}) } : {};
+      const tls = trust.pin ? { rejectUnauthorized: false } : trust.ca ? { ca: trust.ca, checkServerIdentity: consoleIdentity } : {};
       const req = request(url, { method: init.method ?? 'GET', headers, agent: false, ...tls, ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -16,6 +16,7 @@ import { consoleUserCert, dockerEnvFor } from '../support/console-user-cert.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
 import { docker } from '../support/docker-cli.js';
 import type {} from '../support/global-setup.js';
+import { createCa } from '../support/pki.js';
 import { pollUntil } from '../support/poll.js';
 
 let work: string;
@@ -68,8 +69,10 @@ describe("a Defender's server certificate cannot stand in for the Console", () =
     expect(ps.stderr).toContain("[Drawbridge] The command 'container_list' denied for user 'mallory' by the default deny-all rule");
   });
 
-  test("the companion, trusting the Console's CA, refuses it too", async () => {
+  test("the companion, trusting the Console's CA, refuses it too, also with that CA after another in its --ca bundle", async () => {
     const fetch = consoleFetch(consoleProc.url, consoleProc.caPem);
     await expect(fetch(`${consoleProc.url}/api/v1/ca`)).rejects.toThrow(/is not the Drawbridge Console/);
+    const bundle = `${(await createCa('Example Corp Root CA')).cert}${consoleProc.caPem}`;
+    await expect(consoleFetch(consoleProc.url, bundle)(`${consoleProc.url}/api/v1/ca`)).rejects.toThrow(/is not the Drawbridge Console/);
   });
 });
