@@ -26,12 +26,20 @@ const volumes: string[] = [];
 const images: string[] = [];
 
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
+/**
+ * What `docker run` prints on stderr straight against dockerd: the daemon's own create warnings (with the host's
+ * net.ipv4.ip_forward off: "IPv4 forwarding is disabled"). Through the Defender it must print exactly that.
+ */
+let runWarnings: string;
 
 beforeAll(async () => {
   cli = await startCliDefender(inject('dockerHost'));
   alice = cli.env('alice');
   work = await mkdtemp(join(tmpdir(), 'drawbridge-cli-'));
   await dockerOk(['run', '-d', '--name', sleeper, IMG, 'sleep', '3600'], { env: direct });
+  const plain = await docker(['run', '--rm', IMG, 'true'], { env: direct });
+  expect(plain.code, plain.stderr).toBe(0);
+  runWarnings = plain.stderr;
 });
 
 afterAll(async () => {
@@ -62,7 +70,7 @@ describe('allowed for alice (ops) on dev-a', () => {
   it('docker run --rm prints exactly the output and removes the container', async () => {
     const c = name('hello');
     const { result: r, lines: audit } = await cli.auditDuring(() => docker(['run', '--rm', '--name', c, IMG, 'echo', 'hello'], { env: alice }));
-    expect(r).toMatchObject({ code: 0, stdout: 'hello\n', stderr: '' });
+    expect(r).toMatchObject({ code: 0, stdout: 'hello\n', stderr: runWarnings });
     // one line per request the CLI made (attach and wait run concurrently: compare sorted)
     expect(audit.map((l) => l.action).sort()).toEqual(['container_attach', 'container_create', 'container_start', 'container_wait', 'docker_ping']);
     for (const l of audit) expect(l).toMatchObject({ user: 'alice', groups: ['ops'], host: 'dev-a', decision: 'allow', rule: 'ops-on-dev', status: null });
@@ -71,13 +79,13 @@ describe('allowed for alice (ops) on dev-a', () => {
 
   it('docker run -i passes piped stdin through and ends it (half-close)', async () => {
     const r = await docker(['run', '--rm', '-i', IMG, 'cat'], { env: alice, input: 'a\nb\n' });
-    expect(r).toMatchObject({ code: 0, stdout: 'a\nb\n', stderr: '' });
+    expect(r).toMatchObject({ code: 0, stdout: 'a\nb\n', stderr: runWarnings });
   });
 
   it('docker run -i passes binary stdin through unchanged', async () => {
     const data = randomBytes(256 * 1024);
     const r = await docker(['run', '--rm', '-i', IMG, 'wc', '-c'], { env: alice, input: data });
-    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r).toMatchObject({ code: 0, stderr: runWarnings });
     expect(r.stdout.trim()).toBe(String(data.length));
   });
 
