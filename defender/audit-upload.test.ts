@@ -35,9 +35,11 @@ function consoleStore(fail: () => boolean = () => false) {
     stored,
     batches,
     post: async (events: AuditEventWire[]) => {
-      auditBatch.parse({ events }); // what the real Console validates
       batches.push(events.length);
       if (fail()) throw new Error('connect ECONNREFUSED');
+      // What the real Console refuses: a body over its 1 MiB limit (413), then anything off the contract.
+      if (Buffer.byteLength(JSON.stringify({ events })) > 1024 * 1024) return { status: 413, body: { message: 'the request body is over 1048576 bytes' } };
+      auditBatch.parse({ events });
       let n = 0;
       for (const e of events) if (!stored.has(e.seq)) (stored.set(e.seq, e), n++);
       return { status: 200, body: { stored: n, ackedSeq: Math.max(0, ...stored.keys()) } };
@@ -62,6 +64,19 @@ describe('audit upload', () => {
     expect(Math.max(...store.batches)).toBeLessThanOrEqual(500);
     await expect.poll(() => spool.backlog).toBe(0);
     expect([...store.stored.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
+  });
+
+  it('keeps batches under the Console body limit: 600 events with 8 KiB request paths all arrive', async () => {
+    const { spool } = setup();
+    const store = consoleStore();
+    upload(spool, store.post);
+    for (let i = 1; i <= 600; i++) spool.write(event(i, { path: `/v1.43/containers/${'a'.repeat(9000)}/json?n=${i}` }));
+    spool.write(event(601));
+    await spool.flush();
+    await expect.poll(() => store.stored.has(601), { timeout: 10_000 }).toBe(true);
+    expect(store.stored.size).toBe(601);
+    expect(store.batches.length).toBeGreaterThan(2); // no 500-event batch of these fits
+    expect(store.stored.get(1)!.path).toHaveLength(8192); // cut to the contract's limit
   });
 
   it('keeps events while the Console is away and delivers them when it is back', async () => {

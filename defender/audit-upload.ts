@@ -1,15 +1,17 @@
 /**
- * Empties the audit spool into the Console: `POST /api/v1/defenders/audit` with batches of at most 500 events.
+ * Empties the audit spool into the Console: `POST /api/v1/defenders/audit` with batches of at most 500 events
+ * and AUDIT_BATCH_MAX_BYTES.
  *
  * - Only synced events are sent (see audit-spool.ts), oldest first; the spool drops them once the Console's
  *   `ackedSeq` covers them. A lost answer means the batch is sent again: the Console stores (Defender, seq) once.
  * - While the Console is away, retries back off (0.5 s → 30 s, jittered); `nudge()` (the policy stream came back)
  *   retries at once. The outage is logged once, and the recovery once.
  * - Events are fitted to the wire contract's limits (a 60 kB request path is cut, never makes the batch
- *   invalid): a batch the Console would refuse would block the spool forever.
+ *   invalid), and a batch to AUDIT_BATCH_MAX_BYTES (500 events with 8 KiB paths would be over the Console's body
+ *   limit): a batch the Console would refuse would block the spool forever.
  */
 import { ACTIONS } from '../shared/docker/route-table.js';
-import { auditAck, auditEventWire, type AuditAck, type AuditEventWire } from '../shared/wire/defender-console.js';
+import { AUDIT_BATCH_MAX_BYTES, auditAck, auditEventWire, type AuditAck, type AuditEventWire } from '../shared/wire/defender-console.js';
 import type { SpooledEvent, AuditSpool } from './audit-spool.js';
 import { Backoff } from './backoff.js';
 import type { Logger } from './log.js';
@@ -44,6 +46,19 @@ export function toWireEvent(e: SpooledEvent): AuditEventWire {
   return { ...wire, user: null, groups: [], rule: null, client: null, reason: 'this audit event could not be encoded for the Console' };
 }
 
+/** The oldest of `pending` whose wire form fits AUDIT_BATCH_MAX_BYTES together (at least one). */
+function fitBatch(pending: readonly SpooledEvent[]): { events: SpooledEvent[]; wire: AuditEventWire[] } {
+  const wire: AuditEventWire[] = [];
+  let bytes = 0;
+  for (const e of pending) {
+    const w = toWireEvent(e);
+    bytes += Buffer.byteLength(JSON.stringify(w)) + 1;
+    if (wire.length > 0 && bytes > AUDIT_BATCH_MAX_BYTES) break;
+    wire.push(w);
+  }
+  return { events: pending.slice(0, wire.length), wire };
+}
+
 export type PostAudit = (events: AuditEventWire[]) => Promise<{ status: number; body: unknown }>;
 
 export interface AuditUpload {
@@ -75,11 +90,12 @@ export function startAuditUpload(spool: AuditSpool, post: PostAudit, log: Logger
   });
 
   async function sendOne(): Promise<'sent' | 'idle' | 'failed'> {
-    const events = await spool.readPending(AUDIT_BATCH);
-    if (events.length === 0) return 'idle';
+    const pending = await spool.readPending(AUDIT_BATCH);
+    if (pending.length === 0) return 'idle';
+    const { events, wire } = fitBatch(pending);
     let ack: AuditAck;
     try {
-      const res = await post(events.map(toWireEvent));
+      const res = await post(wire);
       if (res.status !== 200 && res.status !== 201) throw new Error(`the Console answered ${res.status}`);
       const parsed = auditAck.safeParse(res.body);
       if (!parsed.success) throw new Error('the Console answered something that is not an AuditAck');

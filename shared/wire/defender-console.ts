@@ -156,6 +156,12 @@ export const auditEventWire = z.strictObject({
 export type AuditEventWire = z.infer<typeof auditEventWire>;
 
 export const auditBatch = z.strictObject({ events: z.array(auditEventWire).min(1).max(1000) });
+/**
+ * The most a Defender puts in one audit batch, as JSON text: the Console refuses request bodies over 1 MiB, and one
+ * event at the contract's limits (256 groups of 256 characters, an 8 KiB path, 1000 secret names…) stays well under
+ * this, so a batch always holds at least one whole event.
+ */
+export const AUDIT_BATCH_MAX_BYTES = 512 * 1024;
 export type AuditBatch = z.infer<typeof auditBatch>;
 
 export const auditAck = z.strictObject({

@@ -118,7 +118,8 @@ async function consoleAudit(host: string): Promise<{ seq: number; time: string; 
   return rows.reverse();
 }
 
-const eventKey = (e: Record<string, unknown>): string => `${e.time as string} ${e.action as string} ${e.path as string} ${e.decision as string}`;
+/** An event as both sides keep it (the Console's path is cut to the wire contract's 8 KiB; the local file has it whole). */
+const eventKey = (e: Record<string, unknown>): string => `${e.time as string} ${e.action as string} ${(e.path as string).slice(0, 8192)} ${e.decision as string}`;
 
 /** Resolves once the Console has exactly the Defender's own (local copy of its) audit, each event once. */
 async function auditDelivered(d: DefenderProcess, host: string): Promise<number> {
@@ -261,6 +262,20 @@ describe('the Console away and back', () => {
 
     prodA = await prodA.restart(); // no Console: the cached policy
     expect(prodA.log()).toMatch(/enforcing the cached policy until the Console sends a newer one version=\d+/);
+    expect(await dockerPs(prodA.host, bruce.dir)).toMatchObject({ ok: true });
+    // A burst of requests with 9 KB paths (cut to 8 KiB in the audit): 150 of them are over the Console's 1 MiB
+    // body limit as one batch; they must still all arrive (next test), and so must everything audited after them.
+    const burst = await RawTlsClient.connect(prodA.port, bruce.dir);
+    try {
+      const long = (i: number): string => `/v1.41/containers/${'a'.repeat(9000)}-${i}/json`;
+      await burst.write(Buffer.concat(Array.from({ length: 150 }, (_, i) => rawRequest('GET', long(i)))));
+      for (let i = 0; i < 150; i++) {
+        const r = await burst.readResponse();
+        expect(r.status, r.text()).toBe(404); // allowed: dockerd's own answer
+      }
+    } finally {
+      burst.destroy();
+    }
     expect(await dockerPs(prodA.host, bruce.dir)).toMatchObject({ ok: true });
 
     // A cache that does not decrypt is ignored: with no Console either, everything is denied, saying why.
