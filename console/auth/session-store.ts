@@ -46,6 +46,7 @@ export class SessionStore {
   }
 
   revokeAllFor(userName: string): void {
-    this.db.prepare('UPDATE sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL').run(nowIso(), userName);
+    // User names are case-insensitive (users.name is NOCASE); this column is not.
+    this.db.prepare('UPDATE sessions SET revoked_at = ? WHERE user_name = ? COLLATE NOCASE AND revoked_at IS NULL').run(nowIso(), userName);
   }
 }

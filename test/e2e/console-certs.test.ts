@@ -183,7 +183,7 @@ describe('who sees and revokes which certificates', () => {
 
   it("an admin revokes all of a user's certificates at once, and ends the user's logins", async () => {
     const extra = (await issue(tokens.bob!)).serial;
-    const r = await c.call('POST', '/api/v1/users/bob/revoke-certs', { token: admin });
+    const r = await c.call('POST', '/api/v1/users/BOB/revoke-certs', { token: admin }); // user names are case-insensitive
     expect(r.status, r.text).toBe(200);
     expect(r.body.serials).toEqual(expect.arrayContaining([bobSerial, extra]));
     expect(r.body.revoked).toBe(r.body.serials.length);
