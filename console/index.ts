@@ -17,6 +17,7 @@ import { ConsoleCa } from './ca/console-ca.js';
 import { CONSOLE_USAGE, parseConsoleConfig, type ConsoleConfig } from './config.js';
 import type { ConsoleContext, ConsoleLog } from './context.js';
 import { loadMasterKey, readKeyFile, type MasterKey } from './crypto/master-key.js';
+import { logFields } from '../shared/log/log-fields.js';
 import { resealAll } from './crypto/reseal.js';
 import { nowIso, openDatabase, type Db } from './db/database.js';
 import { PolicyClock } from './policy/policy-clock.js';
@@ -30,8 +31,7 @@ const TLS_LIFETIME_MS = 365 * 24 * 3600_000;
 
 function stderrLog(): ConsoleLog {
   const line = (level: string, m: string, f: Record<string, unknown> = {}): void => {
-    const extra = Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : String(v)}`).join(' ');
-    process.stderr.write(`${new Date().toISOString()} ${level} drawbridge-console: ${m}${extra ? ` ${extra}` : ''}\n`);
+    process.stderr.write(`${new Date().toISOString()} ${level} drawbridge-console: ${m}${logFields(f)}\n`);
   };
   return { info: (m, f) => line('INFO', m, f), error: (m, f) => line('ERROR', m, f) };
 }

@@ -1,4 +1,6 @@
 /** Operator log on stderr: one line per event, `key=value` fields. Never a secret, a body or a header value. */
+import { logFields } from '../shared/log/log-fields.js';
+
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
 export interface Logger {
@@ -8,11 +10,7 @@ export interface Logger {
 }
 
 function format(level: string, message: string, fields: LogFields = {}): string {
-  const extra = Object.entries(fields)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === 'string' && /[\s"=]/.test(v) ? JSON.stringify(v) : String(v)}`)
-    .join(' ');
-  return `${new Date().toISOString()} ${level} drawbridge-defender: ${message}${extra ? ` ${extra}` : ''}\n`;
+  return `${new Date().toISOString()} ${level} drawbridge-defender: ${message}${logFields(fields)}\n`;
 }
 
 export function stderrLogger(): Logger {
