@@ -1,4 +1,5 @@
 /** The Console's services, built once at start and handed to every route. */
+import type { ConsoleAuditStore } from './audit/console-audit.js';
 import type { LoginThrottle } from './auth/login-throttle.js';
 import type { ConsoleCa } from './ca/console-ca.js';
 import type { ConsoleConfig } from './config.js';
@@ -23,6 +24,8 @@ export interface ConsoleContext {
   readonly sessions: SessionStore;
   /** Failed password logins slow down the next ones (per name, per address). */
   readonly logins: LoginThrottle;
+  /** Who changed what through the Console (console/audit/console-audit.ts). */
+  readonly consoleAudit: ConsoleAuditStore;
   readonly policy: PolicyClock;
   readonly secrets: SecretsService;
   readonly log: ConsoleLog;

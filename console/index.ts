@@ -18,6 +18,7 @@ import { CONSOLE_USAGE, parseConsoleConfig, type ConsoleConfig } from './config.
 import type { ConsoleContext, ConsoleLog } from './context.js';
 import { loadMasterKey, readKeyFile, type MasterKey } from './crypto/master-key.js';
 import { logFields } from '../shared/log/log-fields.js';
+import { ConsoleAuditStore } from './audit/console-audit.js';
 import { resealAll } from './crypto/reseal.js';
 import { nowIso, openDatabase, type Db } from './db/database.js';
 import { PolicyClock } from './policy/policy-clock.js';
@@ -106,7 +107,7 @@ export async function startConsole(config: ConsoleConfig, log: ConsoleLog = stde
   const tlsPin = `sha256//${createHash('sha256').update(spki).digest('base64')}`;
   const policy = new PolicyClock(db);
   const secrets = new SecretsService(db, masterKey, policy, log);
-  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, logins: new LoginThrottle(), policy, secrets, log, tlsPin };
+  const ctx: ConsoleContext = { config, db, masterKey, ca, users, sessions, logins: new LoginThrottle(), consoleAudit: new ConsoleAuditStore(db), policy, secrets, log, tlsPin };
   const server = buildConsole(ctx, tls, ROUTE_GROUPS);
   const i = config.listen.lastIndexOf(':');
   const address = await server.listen(Number(config.listen.slice(i + 1)), config.listen.slice(0, i).replace(/^\[|\]$/g, '') || undefined);

@@ -1,8 +1,10 @@
 /**
- * Audit: Defenders deliver their events (mTLS, idempotent by seq); admins and auditors query them.
+ * Audit: Defenders deliver their events (mTLS, idempotent by seq); admins and auditors query them, and the
+ * Console's own audit (console-audit.ts).
  */
 import { auditBatch } from '../../shared/wire/defender-console.js';
 import { AuditStore, auditQuery } from '../audit/audit-store.js';
+import { consoleAuditQuery } from '../audit/console-audit.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore } from '../defenders/defender-store.js';
 import { FieldError } from '../errors.js';
@@ -34,6 +36,15 @@ export function auditRoutes(ctx: ConsoleContext) {
         const ack = audit.append(host, body.events);
         defenders.touch(host);
         return ack;
+      },
+    }),
+    route({
+      method: 'GET', path: '/api/v1/console-audit', tag: 'audit', access: ['admin', 'auditor'],
+      summary: "The Console's own audit, newest first (paginated): every request that can change something (users, rules, secrets, certificates, Defenders…) and every password sign-in, with who, from where, the route, what it named and the status; never a body. Filter by actor",
+      query: consoleAuditQuery,
+      handler({ query }) {
+        const { limit, cursor, actor } = query;
+        return page(ctx.consoleAudit.query(actor, limit, cursorId(cursor)), limit, (e) => String(e.id));
       },
     }),
     route({

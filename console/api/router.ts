@@ -20,10 +20,19 @@ interface CompiledRoute {
   readonly names: readonly string[];
 }
 
+/** A request the router matched to a route, as far as it got: who sent it, once known. */
+export interface RoutedRequest {
+  readonly route: ApiRoute;
+  readonly params: Readonly<Record<string, string>>;
+  principal: Principal;
+}
+
 export interface RouterDeps {
   /** Who sent `req`, as the Console's state says now (called again once a body is in). */
   authenticate(req: IncomingMessage): Promise<Principal>;
   log(message: string, fields: Record<string, unknown>): void;
+  /** Called once per request that matched a route, with the status it was answered (the Console's audit). */
+  finished?(req: IncomingMessage, routed: RoutedRequest, status: number): void;
 }
 
 function compile(route: ApiRoute): CompiledRoute {
@@ -92,7 +101,7 @@ function checkAccess(route: ApiRoute, principal: Principal): void {
 
 export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const compiled = routes.map(compile);
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, seen: { routed: RoutedRequest | null }): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://console');
     const matches = compiled.map((c) => ({ c, m: c.re.exec(url.pathname) })).filter((x) => x.m);
     if (matches.length === 0) throw consoleErrors.not_found(`no such endpoint: ${url.pathname}`);
@@ -107,7 +116,10 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
         throw new FieldError(n, 'is not validly percent-encoded');
       }
     });
+    const routed: RoutedRequest = { route, params, principal: { kind: 'anonymous' } };
+    seen.routed = routed;
     let principal = await deps.authenticate(req);
+    routed.principal = principal;
     checkAccess(route, principal);
 
     let query: unknown = {};
@@ -135,6 +147,7 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
       // Again, now that the body is in: a client may hold its body back for minutes, and a user deleted, disabled,
       // demoted or moved out of a group meanwhile must not act (or get a certificate) as they were when the headers came.
       principal = await deps.authenticate(req);
+      routed.principal = principal;
       checkAccess(route, principal);
     }
     const result = await route.handler({ principal, params, body, query, req, res });
@@ -150,19 +163,28 @@ export function createRouter(routes: readonly ApiRoute[], deps: RouterDeps): (re
     sendJson(res, 200, result);
   };
   return (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (err instanceof DrawbridgeError) {
-        if (err.status === 413) res.setHeader('Connection', 'close');
-        if (err.status >= 500) deps.log('request failed', { path: req.url?.split('?')[0], error: err.message });
-        sendError(res, err);
-      } else {
-        deps.log('request failed', { path: req.url?.split('?')[0], error: (err as Error).stack ?? String(err) });
-        sendError(res, consoleErrors.internal('internal error'));
-      }
-    });
+    const seen: { routed: RoutedRequest | null } = { routed: null };
+    const finished = (status: number): void => {
+      if (seen.routed) deps.finished?.(req, seen.routed, status);
+    };
+    handle(req, res, seen).then(
+      () => finished(res.statusCode),
+      (err: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          finished(res.statusCode);
+          return;
+        }
+        if (err instanceof DrawbridgeError) {
+          if (err.status === 413) res.setHeader('Connection', 'close');
+          if (err.status >= 500) deps.log('request failed', { path: req.url?.split('?')[0], error: err.message });
+          sendError(res, err);
+        } else {
+          deps.log('request failed', { path: req.url?.split('?')[0], error: (err as Error).stack ?? String(err) });
+          sendError(res, consoleErrors.internal('internal error'));
+        }
+        finished(res.statusCode);
+      },
+    );
   };
 }

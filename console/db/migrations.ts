@@ -195,4 +195,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE join_tokens ADD COLUMN host_name TEXT;
   `,
+  // 9: the Console's own audit trail (console/audit/console-audit.ts): who changed what through it
+  `
+  CREATE TABLE console_audit (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT,
+    role TEXT,
+    address TEXT,
+    method TEXT NOT NULL,
+    route TEXT NOT NULL,
+    target_json TEXT NOT NULL,
+    status INTEGER NOT NULL
+  );
+  `,
 ];

@@ -81,12 +81,18 @@ export function loginInteraction(ctx: ConsoleContext, provider: Provider): (req:
     const password = body.get('password') ?? '';
     if (!username || !password) return send(res, loginPage({ ...form, username, error: 'Enter your user name and password.' }));
     let user: User | null = null;
+    const address = peerAddress(req.socket.remoteAddress);
+    // The Console's audit (console-audit.ts): every password sign-in here, as the API's login route records its own.
+    const audit = (status: number): void =>
+      ctx.consoleAudit.append({ actor: user?.name ?? null, role: user?.role ?? null, address, method: 'POST', route: 'sign-in page', target: { user: username.slice(0, 64) }, status });
     try {
-      if (username.length <= 64 && password.length <= 1024) user = await passwordLogin(ctx.logins, ctx.users, username, password, peerAddress(req.socket.remoteAddress));
+      if (username.length <= 64 && password.length <= 1024) user = await passwordLogin(ctx.logins, ctx.users, username, password, address);
     } catch (e) {
       if (!(e instanceof DrawbridgeError)) throw e; // 429: the name or address must wait, said on the page
+      audit(e.status);
       return send(res, loginPage({ ...form, username, error: `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.` }));
     }
+    audit(user ? 200 : 401);
     if (!user) {
       ctx.log.info('oauth sign-in failed', { user: username.slice(0, 64), app: clientId });
       return send(res, loginPage({ ...form, username, error: 'Wrong user name or password.' }));

@@ -128,6 +128,11 @@ describe('authorization code + PKCE with a loopback redirect, in Chromium', () =
       expect(await page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
       await signIn(page, 'GUESSED', PASSWORD);
       expect(await page.getByRole('alert').textContent()).toBe("Too many failed logins for 'GUESSED': try again in 1 s.");
+      // Every try is in the Console's audit, with the name typed, the address and how it ended; no password.
+      const audit = await cp.call('GET', '/api/v1/console-audit?limit=6', { token: admin });
+      expect(audit.body.items.map((e: { route: string; target: { user: string }; status: number; actor: string | null; address: string }) => [e.route, e.target.user, e.status, e.actor, e.address]))
+        .toEqual([['sign-in page', 'GUESSED', 429, null, '127.0.0.1'], ...Array.from({ length: 5 }, () => ['sign-in page', 'guessed', 401, null, '127.0.0.1'])]);
+      expect(audit.text).not.toContain('guess-');
     } finally {
       await context.close();
     }
