@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { defenderStatus, enrollRequest, listenerConfig, renewRequest } from '../../shared/wire/defender-console.js';
 import { getCertificate } from '../certs/certificate-register.js';
+import { noteAuditTarget } from '../audit/console-audit.js';
 import type { ConsoleContext } from '../context.js';
 import { DefenderStore, type DefenderRecord } from '../defenders/defender-store.js';
 import { enrollDefender } from '../defenders/enroll-defender.js';
@@ -116,6 +117,7 @@ export function defenderRoutes(ctx: ConsoleContext) {
       summary: "Enrol a Defender with a join token: CSRs in, its server and client certificates and the CA out",
       body: enrollRequest,
       handler({ body, req }) {
+        noteAuditTarget(req, { hostName: body.hostName }); // the Console's audit names the host enrolled
         return enrollDefender(ctx, { tokens, defenders }, body, peerAddress(req.socket.remoteAddress));
       },
     }),

@@ -239,6 +239,8 @@ describe('an enrolled Defender', () => {
     }
     const named = await enrollDefender(consoleProc, (await joinToken()).token, 'san-a.corp.example');
     expect(!named.ok && named.res.status).toBe(409); // its host name is a name in its certificate too
+    const audit = await consoleProc.call('GET', '/api/v1/console-audit?limit=1', { token: admin }); // the Console's audit has the attempt
+    expect(audit.body.items[0]).toMatchObject({ actor: null, method: 'POST', route: '/api/v1/defenders/enroll', target: { hostName: 'san-a.corp.example' }, status: 409 });
     const ok = await enrollDefender(consoleProc, t.token, 'san-evil', { addresses: ['localhost', '127.0.0.1', '::1', 'san-evil.corp.example'] });
     expect(ok.ok).toBe(true);
     const sans = new X509Certificate(ok.ok ? ok.defender.response.serverCert : '').subjectAltName;
