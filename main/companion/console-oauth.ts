@@ -11,7 +11,7 @@
 import * as client from 'openid-client';
 import { CompanionError, loginAgainMessage } from './companion-errors.js';
 import { consoleNetworkError, type ConsoleFetch } from './console-https.js';
-import { startLoopbackRedirect, type ArrivedRedirect } from './loopback-redirect.js';
+import { StartedTwiceError, startLoopbackRedirect, type ArrivedRedirect } from './loopback-redirect.js';
 
 export const CLI_CLIENT_ID = 'drawbridge-cli';
 export const LOGIN_SCOPE = 'openid offline_access drawbridge';
@@ -83,8 +83,11 @@ export async function loginWithBrowser(config: OAuthConfig, consoleUrl: string, 
       code_challenge_method: 'S256',
       state,
     });
-    opts.onUrl(url.href, await opts.openBrowser(url.href));
+    // The browser gets the receiver's /start, which holds no secret, never this URL (loopback-redirect.ts).
+    receiver.begin(url.href);
+    opts.onUrl(receiver.startUrl, await opts.openBrowser(receiver.startUrl));
     const redirect = await receiver.wait(opts.signal).catch((reason: unknown) => {
+      if (reason instanceof StartedTwiceError) throw new CompanionError('LOGIN_REFUSED', `${reason.message}; run the login again`);
       throw reason instanceof CompanionError ? reason : new CompanionError('CANCELLED', 'login cancelled');
     });
     try {

@@ -35,7 +35,7 @@ async function keychainItems(): Promise<string[]> {
 async function loginWithBrowser(args: readonly string[] = []): Promise<{ code: number | null; stdout: string; stderr: string; page: string }> {
   const run = machine.startCli(['login', world.console.url, '--ca', caFile, ...args]);
   const url = await machine.nextUrl();
-  expect(url).toMatch(new RegExp(`^${world.console.url}/oauth/auth\\?`));
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/start$/); // no state in the opener's arguments: /start redirects
   const page = await browserSignIn(browser, url, ALICE.name, ALICE.password);
   return { ...(await run.exited()), page };
 }
@@ -83,6 +83,30 @@ describe('before login', () => {
     const r = await run.exited();
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toContain('cancelled (SIGINT); nothing was written');
+    expect(await snapshotTree(machine.dockerDir)).toEqual(before);
+  });
+
+  it('another program opening the sign-in address before the browser stops the login (exit 3), nothing written', async () => {
+    // Another user of the machine can read the address in the browser opener's arguments; it holds no secret, and
+    // a second visit ends the login, so they can neither learn the state nor log this CLI in as themselves.
+    const run = machine.startCli(['login', world.console.url, '--ca', caFile]);
+    const url = await machine.nextUrl();
+    const first = await fetch(url, { redirect: 'manual' });
+    expect(first.status).toBe(302);
+    expect(first.headers.get('location')).toMatch(new RegExp(`^${world.console.url}/oauth/auth\\?.*state=`));
+    const context = await browser.newContext(); // then the user's browser
+    let page: string;
+    try {
+      const tab = await context.newPage();
+      await tab.goto(url);
+      page = (await tab.locator('main').textContent()) ?? '';
+    } finally {
+      await context.close();
+    }
+    const r = await run.exited();
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain('the sign-in address was opened twice, by the browser and by something else (another program or user on this machine?); nothing was signed in; run the login again');
+    expect(page).toContain('Sign-in stopped');
     expect(await snapshotTree(machine.dockerDir)).toEqual(before);
   });
 
