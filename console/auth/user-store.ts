@@ -58,7 +58,10 @@ export class UserStore {
   }
 
   async create(input: { name: string; password: string | null; role: Role; groups: readonly string[] }): Promise<User> {
-    if (this.get(input.name)) throw consoleErrors.conflict(`a user named '${input.name}' already exists`);
+    // SQLite's NOCASE folds ASCII letters only; access rules and name checks fold every letter (É is é).
+    const folded = input.name.toLowerCase();
+    const taken = (this.db.prepare('SELECT name FROM users').all() as { name: string }[]).find((r) => r.name.toLowerCase() === folded);
+    if (taken) throw consoleErrors.conflict(`a user named '${taken.name}' already exists (user names are the same in any letter case)`);
     const hash = input.password === null ? null : await hashPassword(input.password);
     this.db
       .prepare('INSERT INTO users (name, password_hash, role, groups_json, created_at) VALUES (?, ?, ?, ?, ?)')

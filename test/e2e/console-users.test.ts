@@ -46,6 +46,12 @@ describe('users', () => {
     }
     expect((await cp.call('GET', '/api/v1/users/erin', { token: admin })).body.role).toBe('user');
     expect((await cp.call('POST', '/api/v1/auth/login', { json: { username: 'erin', password: `${PASSWORD}-2` } })).status).toBe(401);
+    // Beyond ASCII too: access rules match names in any letter case (É is é), so two such users would be one to them.
+    await createUser('émile');
+    for (const name of ['Émile', 'ÉMILE']) {
+      const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: `${PASSWORD}-2`, role: 'admin' } });
+      expect([r.status, r.body.error?.message], name).toEqual([409, `a user named 'émile' already exists (user names are the same in any letter case)`]);
+    }
   });
 
   it.each([
