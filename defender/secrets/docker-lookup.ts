@@ -3,6 +3,7 @@
  * and state, and the containers that carry secret markers. Answers are bounded; a lookup that fails throws, and
  * callers fail closed.
  */
+import { sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import type { DockerUpstream, UpstreamExchange } from '../docker-upstream.js';
 
@@ -20,6 +21,8 @@ export interface ContainerFacts {
   readonly ipcMode: string;
   /** Its HostConfig.PidMode (`host`, `container:<id>`, ''; '' from a list). */
   readonly pidMode: string;
+  /** The containers it shares mounts, processes or environment with, as stored (sharedContainers; none from a list). */
+  readonly sharedRefs: readonly string[];
 }
 
 /** GET `path` from dockerd (over the keep-alive pool) → status and parsed JSON (null body for non-JSON). */
@@ -73,7 +76,8 @@ function facts(raw: Record<string, any>): ContainerFacts {
   const mounts = Array.isArray(raw.Mounts) ? (raw.Mounts as Record<string, unknown>[]) : [];
   const mountSources = mounts.map((m) => m?.Source).filter((s): s is string => typeof s === 'string');
   const mode = (name: 'IpcMode' | 'PidMode'): string => (typeof raw.HostConfig?.[name] === 'string' ? (raw.HostConfig[name] as string) : '');
-  return { id: String(raw.Id ?? ''), labels, running, mountSources, ipcMode: mode('IpcMode'), pidMode: mode('PidMode') };
+  const sharedRefs = raw.HostConfig && typeof raw.HostConfig === 'object' ? sharedContainers({ HostConfig: raw.HostConfig }) : [];
+  return { id: String(raw.Id ?? ''), labels, running, mountSources, ipcMode: mode('IpcMode'), pidMode: mode('PidMode'), sharedRefs };
 }
 
 /** The container named or id-prefixed `ref`, as dockerd resolves it; null when dockerd knows none (404). */

@@ -206,13 +206,22 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
   /**
    * At start, a second line behind the create checks: what dockerd stored for the container (it may have been made
    * past the Defender, or from a body dockerd read otherwise than the checks did). The host's PID or IPC namespace
-   * (see create) → 403; so is a mount of the secrets base or /proc, save the container's own secret directory
-   * (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
+   * (see create) → 403; so is sharing a secret-carrying container (`--pid/--ipc container:`, links, volumes-from)
+   * whose rules do not allow 'copy', and a mount of the secrets base or /proc, save the container's own secret
+   * directory (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
    */
   async function checkStored(container: ContainerFacts, own: string | null): Promise<void> {
     const bases = secretsBases();
     const denial = hostPidDenial(container.pidMode) ?? hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(bases) : null);
     if (denial !== null) throw secretErrors.leak_denied(denial);
+    for (const ref of container.sharedRefs) {
+      const other = await lookup(ref);
+      if (other === null) continue; // gone: nothing of it left to share
+      const d = decideSharing(ref, other.labels);
+      if (!d.allowed) throw secretErrors.leak_denied(d.message);
+      const viaHost = container.ipcMode === `container:${ref}` ? hostIpcDenial(other.ipcMode, other.ipcMode === 'host' ? baseInHostShm(bases) : null, ref) : null;
+      if (viaHost !== null) throw secretErrors.leak_denied(viaHost);
+    }
     for (const source of container.mountSources) {
       const reached = secretsPathReached(source, bases);
       if (reached === null) continue;

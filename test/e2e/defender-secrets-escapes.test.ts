@@ -209,6 +209,17 @@ describe('a start checks what dockerd stored for the container', () => {
     expect((await inspectDirect(name)).State.Running).toBe(false);
   });
 
+  test("one made past the Defender sharing a secret-carrying container's processes or IPC cannot be started through it", async () => {
+    const secret = (await inspectDirect(await startContainer('billing', ['--ipc', 'shareable']))).Id as string;
+    for (const hostConfig of [{ PidMode: `container:${secret}` }, { IpcMode: `container:${secret}` }]) {
+      const name = await createPast(hostConfig);
+      const start = await run(['start', name]);
+      expect(start.code).not.toBe(0);
+      expect(start.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+      expect((await inspectDirect(name)).State.Running).toBe(false);
+    }
+  });
+
   test("one sharing a secret-carrying container's mounts (--volumes-from) starts when that one's rules allow copy", async () => {
     await s.apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'copy/ok', value: 'copy-is-fine' });
     await s.apiOk('POST', '/api/v1/secret-rules', { name: 'copyable', mode: 'file', secrets: [{ name: 'ok', store: 'local', path: 'copy/ok' }], scope: { labels: ['app=copyable'] }, allow: ['copy'] }, 201);
