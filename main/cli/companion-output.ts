@@ -66,7 +66,8 @@ export function formatStatus(s: CompanionStatus): string {
 
 export function formatLogout(r: LogoutResult): string {
   if (!r.wasLoggedIn) return 'Not logged in; nothing to do.\n';
-  const lines = [`Logged out of ${r.console}${r.revoked ? ' (login revoked at the Console)' : ''}.`];
+  const revokedWhat = [r.revoked ? 'login' : '', r.certificateRevoked ? 'certificate' : ''].filter(Boolean).join(' and ');
+  const lines = [`Logged out of ${r.console}${revokedWhat ? ` (${revokedWhat} revoked at the Console)` : ''}.`];
   if (r.removedContexts.length) lines.push(`Removed contexts: ${r.removedContexts.join(', ')}.`);
   if (r.certFiles && (r.certFiles.restored.length || r.certFiles.removed.length)) lines.push('Your docker config dir is back as it was before login.');
   lines.push(`Current docker context: ${r.currentContext}.`);

@@ -37,6 +37,8 @@ export interface ConsoleApi {
   me(): Promise<Me>;
   myHosts(): Promise<MyHost[]>;
   issueCertificate(csr: string): Promise<IssuedCertificate>;
+  /** Revokes one of the user's own certificates (DELETE /api/v1/certs/{serial}). */
+  revokeCertificate(serial: string): Promise<void>;
   explain(query: { user: string; host: string; action: string }): Promise<Explanation>;
 }
 
@@ -62,6 +64,9 @@ export function consoleApi(consoleUrl: string, fetch: ConsoleFetch, accessToken:
     me: () => call<Me>('GET', '/api/v1/auth/me'),
     myHosts: async () => (await call<{ items: MyHost[] }>('GET', '/api/v1/me/hosts')).items,
     issueCertificate: (csr) => call<IssuedCertificate>('POST', '/api/v1/certs', { csr }),
+    revokeCertificate: async (serial) => {
+      await call<unknown>('DELETE', `/api/v1/certs/${encodeURIComponent(serial)}`);
+    },
     explain: (query) => call<Explanation>('POST', '/api/v1/explain', query),
   };
 }

@@ -232,10 +232,13 @@ describe('loopback login in the browser', () => {
     expect(human.stdout).toContain('Secrets:     OS keychain');
   });
 
-  it('logout revokes the login, empties the keychain and leaves ~/.docker exactly as before login', async () => {
+  it('logout revokes the login and its certificate, empties the keychain and leaves ~/.docker exactly as before login', async () => {
+    const serial = JSON.parse((await machine.cli(['status', '--json'])).stdout).cert.serial as string;
     const r = await machine.cli(['logout']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('(login revoked at the Console)');
+    expect(r.stdout).toContain('(login and certificate revoked at the Console)');
+    const certs = await world.console.call('GET', '/api/v1/certs?user=alice&limit=500', { token: await world.console.adminToken() });
+    expect(certs.body.items.find((c: { serial: string }) => c.serial.toLowerCase() === serial.toLowerCase())).toMatchObject({ status: 'revoked' });
     expect(await keychainItems()).toEqual([]);
     expect(await snapshotTree(machine.dockerDir)).toEqual(before);
     expect((await machine.docker(['context', 'show'])).stdout.trim()).toBe('mine');
