@@ -13,10 +13,9 @@ import type { TLSSocket } from 'node:tls';
 import type { ConsoleContext } from './context.js';
 import { authRoutes } from './api/auth-routes.js';
 import { openApiRoute } from './api/openapi.js';
-import { peerAddress, type ApiRoute, type Principal } from './api/route.js';
+import type { ApiRoute, Principal } from './api/route.js';
 import { createRouter } from './api/router.js';
 import { userRoutes } from './api/user-routes.js';
-import { auditTargetNote } from './audit/console-audit.js';
 import { mountOAuth, type OAuthMount } from './oauth/mount-oauth.js';
 
 export const CONSOLE_VERSION = '0.1.0';
@@ -62,15 +61,7 @@ export function buildConsole(ctx: ConsoleContext, tls: { cert: string; key: stri
   const handler = createRouter(routes, {
     authenticate: (req) => authenticate(ctx, oauth, req),
     log: (m, f) => ctx.log.error(m, f),
-    finished(req, { route, params, principal }, status) {
-      // The Console's audit: everything that can change something, but Defenders' own calls (console-audit.ts).
-      if (route.method === 'GET' || route.access === 'defender') return;
-      const user = principal.kind === 'user' ? principal : null;
-      ctx.consoleAudit.append({
-        actor: user?.name ?? null, role: user?.role ?? null, address: peerAddress(req.socket.remoteAddress),
-        method: route.method, route: route.path, target: { ...params, ...auditTargetNote(req) }, status,
-      });
-    },
+    finished: (req, routed, status) => ctx.consoleAudit.recordRequest(req, routed, status),
   });
   const server = createServer({ cert: tls.cert, key: tls.key, ca: ctx.ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, oauth.wrap(handler));
   return {

@@ -12,6 +12,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
+import { pageQuery } from '../api/pagination.js';
+import { peerAddress } from '../api/route.js';
+import type { RoutedRequest } from '../api/router.js';
 import type { Db } from '../db/database.js';
 import { nowIso } from '../db/database.js';
 
@@ -41,23 +44,26 @@ interface Row {
   status: number;
 }
 
-export const consoleAuditQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(512).optional(),
-  actor: z.string().min(1).max(256).optional(),
-});
+export const consoleAuditQuery = pageQuery.extend({ actor: z.string().min(1).max(256).optional() });
 
 /** The name a route's request is about but does not carry in its path (the user name sent to the login route). */
 const notes = new WeakMap<IncomingMessage, Record<string, string>>();
 export function noteAuditTarget(req: IncomingMessage, target: Record<string, string>): void {
   notes.set(req, target);
 }
-export function auditTargetNote(req: IncomingMessage): Record<string, string> {
-  return notes.get(req) ?? {};
-}
 
 export class ConsoleAuditStore {
   constructor(private readonly db: Db) {}
+
+  /** Records an API request the router answered, unless it is a read or a Defender's own call (see the header). */
+  recordRequest(req: IncomingMessage, { route, params, principal }: RoutedRequest, status: number): void {
+    if (route.method === 'GET' || route.access === 'defender') return;
+    const user = principal.kind === 'user' ? principal : null;
+    this.append({
+      actor: user?.name ?? null, role: user?.role ?? null, address: peerAddress(req.socket.remoteAddress),
+      method: route.method, route: route.path, target: { ...params, ...(notes.get(req) ?? {}) }, status,
+    });
+  }
 
   append(e: ConsoleAuditEntry): void {
     this.db

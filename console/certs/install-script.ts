@@ -28,9 +28,13 @@ export function shQuote(value: string): string {
 /** The request header that carries an install token (never the query string). */
 export const INSTALL_TOKEN_HEADER = 'X-Drawbridge-Install-Token';
 
+/** The curl config line (`curl -K -` reads it on stdin) that sends the install token as its header. */
+function tokenCurlConfig(token: string): string {
+  return `header = "${INSTALL_TOKEN_HEADER}: ${token}"`;
+}
+
 export function installCommand(scriptUrl: string, pin: string, token: string): string {
-  const config = `header = "${INSTALL_TOKEN_HEADER}: ${token}"`;
-  return `printf '%s\\n' ${shQuote(config)} | curl -fsSL --pinnedpubkey ${shQuote(pin)} -k -K - ${shQuote(scriptUrl)} | sh`;
+  return `printf '%s\\n' ${shQuote(tokenCurlConfig(token))} | curl -fsSL --pinnedpubkey ${shQuote(pin)} -k -K - ${shQuote(scriptUrl)} | sh`;
 }
 
 /**
@@ -66,7 +70,7 @@ umask 077
 
 CONSOLE=${shQuote(input.consoleUrl)}
 PIN=${shQuote(input.pin)}
-TOKEN=${shQuote(input.token)}
+TOKEN_CONFIG=${shQuote(tokenCurlConfig(input.token))}
 
 say() { printf '%s\\n' "$*"; }
 fail() { printf 'drawbridge install: %s\\n' "$*" >&2; exit 1; }
@@ -95,7 +99,7 @@ awk 'BEGIN { printf "{\\"csr\\":\\"" } { printf "%s\\\\n", $0 } END { print "\\"
 
 # Same trust as the command that fetched this script: -k, and the Console's public key pinned. The token goes to
 # curl on its standard input (a curl config line), never in its arguments, which other users could read.
-STATUS=$(printf 'header = "${INSTALL_TOKEN_HEADER}: %s"\\n' "$TOKEN" | curl -sS --pinnedpubkey "$PIN" -k -K - -X POST \\
+STATUS=$(printf '%s\\n' "$TOKEN_CONFIG" | curl -sS --pinnedpubkey "$PIN" -k -K - -X POST \\
   -H 'Content-Type: application/json' -H 'Accept: application/x-pem-file' \\
   --data-binary "@$WORK/request.json" -o "$WORK/response" -w '%{http_code}' \\
   "$CONSOLE/api/v1/certs/install") || fail "could not reach the Console at $CONSOLE (see curl's message above)"

@@ -100,23 +100,41 @@ function queryParam(url: string, name: string): string {
 export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
   const { upstream, secrets, log } = opts;
 
-  const lookup = async (ref: string): Promise<ContainerFacts | null> => {
+  /** What dockerd says for a decision; fail closed: a question it does not answer → 503. */
+  const askDockerd = async <T>(question: () => Promise<T>): Promise<T> => {
     try {
-      return await lookupContainer(upstream, ref);
+      return await question();
     } catch (e) {
-      log.error('cannot look up a container for the secret checks', { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
+      log.error('cannot ask dockerd about a container for the secret checks', { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
       throw secretErrors.secret_unavailable('[Drawbridge] cannot check this container for secrets (dockerd did not answer the lookup); try again');
     }
   };
+  const lookup = (ref: string): Promise<ContainerFacts | null> => askDockerd(() => lookupContainer(upstream, ref));
+  /** The containers whose secret directory is `instance`. */
+  const listMarked = (instance: string): Promise<ContainerFacts[]> => askDockerd(() => listMarkedContainers(upstream, instance));
 
-  /** The containers whose secret directory is `instance` (fail closed: a failed lookup → 503). */
-  const listMarked = async (instance: string): Promise<ContainerFacts[]> => {
-    try {
-      return await listMarkedContainers(upstream, instance);
-    } catch (e) {
-      log.error('cannot list containers for the secret checks', { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
-      throw secretErrors.secret_unavailable('[Drawbridge] cannot check this container for secrets (dockerd did not answer the lookup); try again');
-    }
+  /** 403 when a container with IPC mode `mode` would see the host's /dev/shm while the base is there (`via`: the container whose IPC it shares). */
+  const refuseHostIpc = (mode: string, via?: string): void => {
+    const denial = hostIpcDenial(mode, mode === 'host' ? baseInHostShm(secretsBases()) : null, via);
+    if (denial !== null) throw secretErrors.leak_denied(denial);
+  };
+
+  /** 403 for a container in the host's PID namespace, or in its IPC namespace while the base is under /dev/shm. */
+  const refuseHostNamespaces = (pidMode: string, ipcMode: string): void => {
+    const hostPid = hostPidDenial(pidMode);
+    if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
+    refuseHostIpc(ipcMode);
+  };
+
+  /**
+   * Decides sharing container `ref` (see sharedContainers; `other` is what dockerd says of it) for a container whose
+   * IPC mode is `ipcMode`: 403 unless `ref`'s secret rules allow it, or when `ref` has the host's IPC namespace and
+   * is shared with `--ipc container:`.
+   */
+  const checkShared = (ref: string, other: ContainerFacts, ipcMode: string): void => {
+    const d = decideSharing(ref, other.labels);
+    if (!d.allowed) throw secretErrors.leak_denied(d.message);
+    if (ipcMode === `container:${ref}`) refuseHostIpc(other.ipcMode, ref);
   };
 
   /** A container that must exist for the decision; dockerd's own 404 text when it does not. */
@@ -155,23 +173,15 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     let json: unknown = JSON.parse(text); // checkJsonBody ran
     const target = createTarget(json, { name: queryParam(url, 'name'), host: opts.hostName });
     refuseBaseMounts(hostMountSources(json));
-    const hostPid = hostPidDenial(pidModeOf(json));
-    if (hostPid !== null) throw secretErrors.leak_denied(hostPid);
     // The host's /dev/shm, from --ipc host or from the container shared with --ipc container:X (X's own mode).
     const ipc = ipcModeOf(json);
-    const hostIpc = (mode: string, via?: string): void => {
-      const denial = hostIpcDenial(mode, mode === 'host' ? baseInHostShm(secretsBases()) : null, via);
-      if (denial !== null) throw secretErrors.leak_denied(denial);
-    };
-    hostIpc(ipc);
+    refuseHostNamespaces(pidModeOf(json), ipc);
     const shared = sharedContainers(json);
     if (shared.length) {
       const ids = new Map<string, string>();
       for (const ref of shared) {
         const container = await lookupExisting(ref);
-        const d = decideSharing(ref, container.labels);
-        if (!d.allowed) throw secretErrors.leak_denied(d.message);
-        if (ipc === `container:${ref}`) hostIpc(container.ipcMode, ref);
+        checkShared(ref, container, ipc);
         ids.set(ref, container.id);
       }
       json = pinSharedContainers(json as JsonObject, ids);
@@ -211,17 +221,12 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
    * directory (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
    */
   async function checkStored(container: ContainerFacts, own: string | null): Promise<void> {
-    const bases = secretsBases();
-    const denial = hostPidDenial(container.pidMode) ?? hostIpcDenial(container.ipcMode, container.ipcMode === 'host' ? baseInHostShm(bases) : null);
-    if (denial !== null) throw secretErrors.leak_denied(denial);
+    refuseHostNamespaces(container.pidMode, container.ipcMode);
     for (const ref of container.sharedRefs) {
       const other = await lookup(ref);
-      if (other === null) continue; // gone: nothing of it left to share
-      const d = decideSharing(ref, other.labels);
-      if (!d.allowed) throw secretErrors.leak_denied(d.message);
-      const viaHost = container.ipcMode === `container:${ref}` ? hostIpcDenial(other.ipcMode, other.ipcMode === 'host' ? baseInHostShm(bases) : null, ref) : null;
-      if (viaHost !== null) throw secretErrors.leak_denied(viaHost);
+      if (other !== null) checkShared(ref, other, container.ipcMode); // one gone has nothing left to share
     }
+    const bases = secretsBases();
     for (const source of container.mountSources) {
       const reached = secretsPathReached(source, bases);
       if (reached === null) continue;

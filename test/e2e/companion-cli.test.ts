@@ -11,10 +11,7 @@ import { browserSignIn, createCompanionMachine, deviceSignIn, launchChromium, sn
 import { ALICE, startCompanionWorld, type CompanionWorld } from '../support/companion-world.js';
 import type {} from '../support/global-setup.js';
 import { pollUntil } from '../support/poll.js';
-
-interface SystemModule {
-  ensureSystem(options: { install: boolean; need: string[] }): Promise<void>;
-}
+import { requireSystem } from '../support/system-check.js';
 
 const SUMMARY_DEV = 'can run containers, list containers, build images, pull images, push images; cannot exec';
 
@@ -41,8 +38,7 @@ async function loginWithBrowser(args: readonly string[] = []): Promise<{ code: n
 }
 
 beforeAll(async () => {
-  const { ensureSystem } = (await import(/* @vite-ignore */ new URL('../tools/system.mjs', import.meta.url).href)) as SystemModule;
-  await ensureSystem({ install: false, need: ['chromium', 'gnome-keyring', 'dbus'] });
+  await requireSystem(['chromium', 'gnome-keyring', 'dbus']);
   world = await startCompanionWorld({ dockerHost: inject('dockerHost') });
   machine = await createCompanionMachine();
   browser = await launchChromium(world.consolePin);

@@ -7,11 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyringHome, type KeyringHome } from '../support/keyring.js';
-
-// ensureSystem's need names, checked up front for a clear "install X" message (bootstrap installs them).
-interface SystemModule {
-  ensureSystem(options: { install: boolean; need: string[] }): Promise<void>;
-}
+import { requireSystem } from '../support/system-check.js';
 
 const CONSOLE = 'https://console.example:8083';
 const OTHER_CONSOLE = 'https://other-console.example';
@@ -23,8 +19,7 @@ let keyring: KeyringHome;
 let stateDir: string;
 
 beforeAll(async () => {
-  const { ensureSystem } = (await import(/* @vite-ignore */ new URL('../tools/system.mjs', import.meta.url).href)) as SystemModule;
-  await ensureSystem({ install: false, need: ['gnome-keyring', 'dbus'] });
+  await requireSystem(['gnome-keyring', 'dbus']);
   keyring = await createKeyringHome();
   stateDir = join(keyring.home, '.drawbridge');
 });

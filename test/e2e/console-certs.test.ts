@@ -265,7 +265,7 @@ describe('one-time install tokens', () => {
       expect(script.status).toBe(200);
       expect(script.headers['content-type']).toMatch(/^text\/x-shellscript/);
       expect(script.text).toContain('set -eu');
-      expect(script.text).toContain(`TOKEN='${a}'`);
+      expect(script.text).toContain(`TOKEN_CONFIG='header = "X-Drawbridge-Install-Token: ${a}"'`);
     }
     const badCsr = await install(a, 'garbage');
     expect([badCsr.status, badCsr.body.error.field]).toEqual([400, 'body.csr']); // and the token is not burnt by it

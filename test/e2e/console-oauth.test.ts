@@ -14,14 +14,11 @@ import { startConsoleProcess, type ApiResponse, type ConsoleProcess } from '../s
 import { makeCsr } from '../support/csr.js';
 import { CHROMIUM_ARGS } from '../support/companion-cli.js';
 import { discoverConsole, exactRequest, loopbackReceiver, servedSpkiPin, type LoopbackReceiver } from '../support/oauth-client.js';
+import { requireSystem } from '../support/system-check.js';
 
 const PASSWORD = 'a-long-enough-password';
 const SCOPE = 'openid offline_access drawbridge';
 const FOURTEEN_DAYS_MS = 14 * 24 * 3600_000;
-
-interface SystemModule {
-  ensureSystem(options: { install: boolean; need: string[] }): Promise<void>;
-}
 
 let cp: ConsoleProcess;
 let admin: string;
@@ -68,14 +65,10 @@ async function browserLogin(username: string, opts: { scope?: string; receiver?:
 
 const me = (token: string) => cp.call('GET', '/api/v1/auth/me', { token });
 
-async function createUser(name: string, groups: string[], role = 'user'): Promise<void> {
-  const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: PASSWORD, role, groups } });
-  expect(r.status, r.text).toBe(201);
-}
+const createUser = (name: string, groups: string[], role = 'user'): Promise<unknown> => cp.createUser(admin, { name, password: PASSWORD, role, groups });
 
 beforeAll(async () => {
-  const { ensureSystem } = (await import(/* @vite-ignore */ new URL('../tools/system.mjs', import.meta.url).href)) as SystemModule;
-  await ensureSystem({ install: false, need: ['chromium'] });
+  await requireSystem(['chromium']);
   cp = await startConsoleProcess();
   admin = await cp.adminToken();
   await createUser('alice', ['devs', 'oncall']);
@@ -130,8 +123,8 @@ describe('authorization code + PKCE with a loopback redirect, in Chromium', () =
       expect(await page.getByRole('alert').textContent()).toBe("Too many failed logins for 'GUESSED': try again in 1 s.");
       // Every try is in the Console's audit, with the name typed, the address and how it ended; no password.
       const audit = await cp.call('GET', '/api/v1/console-audit?limit=6', { token: admin });
-      expect(audit.body.items.map((e: { route: string; target: { user: string }; status: number; actor: string | null; address: string }) => [e.route, e.target.user, e.status, e.actor, e.address]))
-        .toEqual([['sign-in page', 'GUESSED', 429, null, '127.0.0.1'], ...Array.from({ length: 5 }, () => ['sign-in page', 'guessed', 401, null, '127.0.0.1'])]);
+      const tries = audit.body.items.map((e: { route: string; target: { user: string }; status: number; actor: string | null; address: string }) => `${e.route} ${e.target.user} ${e.status} ${e.actor} ${e.address}`);
+      expect(tries).toEqual(['sign-in page GUESSED 429 null 127.0.0.1', ...Array<string>(5).fill('sign-in page guessed 401 null 127.0.0.1')]);
       expect(audit.text).not.toContain('guess-');
     } finally {
       await context.close();

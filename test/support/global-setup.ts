@@ -9,6 +9,7 @@ import type {} from 'vitest'; // loads the module augmented below
 import type { TestProject } from 'vitest/node';
 import { startDockerd, type DockerDaemon } from './dockerd.js';
 import { buildTestImage } from './test-image.js';
+import { requireSystem } from './system-check.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,17 +20,11 @@ declare module 'vitest' {
   }
 }
 
-interface SystemModule {
-  ensureSystem(options: { install: boolean; need: string[] }): Promise<void>;
-}
-
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let daemon: DockerDaemon | undefined;
   let host = process.env.DRAWBRIDGE_TEST_DOCKER_HOST;
   if (!host) {
-    // Plain JS shared with bootstrap.mjs; a clear "install X" message beats a spawn ENOENT.
-    const { ensureSystem } = (await import(/* @vite-ignore */ new URL('../tools/system.mjs', import.meta.url).href)) as SystemModule;
-    await ensureSystem({ install: false, need: ['dockerd', 'docker', 'busybox'] });
+    await requireSystem(['dockerd', 'docker', 'busybox']);
     const started = Date.now();
     daemon = await startDockerd();
     host = daemon.host;
