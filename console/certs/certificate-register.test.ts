@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { migrate, type Db } from '../db/database.js';
 import { PolicyClock } from '../policy/policy-clock.js';
 import {
-  getCertificate, listCertificates, normaliseSerial, pageKey, revokeCertificate, revokeCertsAfterUserChange, revokedSerials, revokeUserCertificates, type Revoker,
+  getCertificate, listCertificates, normaliseSerial, pageKey, revokeCertificate, revokeCertsAfterUserChange, revokedSerials, revokeUserCertificates, REVOKED_GRACE_MS, type Revoker,
 } from './certificate-register.js';
 
 const HOUR = 3600_000;
@@ -53,13 +53,15 @@ describe('revocation', () => {
     expect(getCertificate(db, '0e')!.status).toBe('valid');
   });
 
-  it('revokedSerials lists revoked certificates not yet expired, lowercase', () => {
+  it('revokedSerials lists revoked certificates until REVOKED_GRACE_MS after they expired, lowercase', () => {
     insert('0A1B', 'alice');
-    insert('0c', 'alice', { notAfter: iso(-1000) });
+    insert('0c', 'alice', { notAfter: iso(-REVOKED_GRACE_MS - 1000) });
     insert('0d', 'bob');
+    // Expired by our clock, not by that of a Defender an hour behind: still on the list.
+    insert('0e', 'bob', { notAfter: iso(-HOUR) });
     db.prepare('UPDATE certificates SET revoked_at = ?').run(iso(0));
     db.prepare("UPDATE certificates SET revoked_at = NULL WHERE serial = '0d'").run();
-    expect(revokedSerials(db)).toEqual(['0a1b']);
+    expect(revokedSerials(db)).toEqual(['0a1b', '0e']);
   });
 
   it.each([

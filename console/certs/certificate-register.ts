@@ -5,7 +5,9 @@
  * - Revocation sets `revoked_at` and bumps the policy version in the same transaction, so the push hub never
  *   announces a version whose revocations are not committed; revoking twice changes nothing and bumps nothing.
  * - A user's certificates are matched by name case-insensitively, like user names.
- * - Revocation lists carry only certificates that have not expired: an expired one is refused by TLS anyway.
+ * - Revocation lists carry a revoked certificate until REVOKED_GRACE_MS after it expired, not just until then: a
+ *   Defender whose clock is behind ours would otherwise take it as unexpired, and no longer revoked, for as long
+ *   as its clock is behind (up to that grace; a clock further off is a broken host).
  */
 import type { ConsoleContext } from '../context.js';
 import type { Db } from '../db/database.js';
@@ -132,9 +134,13 @@ export function hasUserCertificates(db: Db, userName: string): boolean {
   return db.prepare("SELECT 1 FROM certificates WHERE kind = 'user' AND subject_name = ? COLLATE NOCASE LIMIT 1").get(userName) !== undefined;
 }
 
-/** Serials (lowercase hex) of revoked certificates that have not expired yet: what Defenders must refuse. */
+/** How long a revoked certificate stays on revocation lists after it expired: the clock skew Defenders may have. */
+export const REVOKED_GRACE_MS = 24 * 3600_000;
+
+/** Serials (lowercase hex) of revoked certificates not expired for more than REVOKED_GRACE_MS: what Defenders must refuse. */
 export function revokedSerials(db: Db): string[] {
-  return (db.prepare('SELECT lower(serial) AS serial FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY serial').all(nowIso()) as { serial: string }[]).map((r) => r.serial);
+  const cutoff = new Date(Date.now() - REVOKED_GRACE_MS).toISOString();
+  return (db.prepare('SELECT lower(serial) AS serial FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY serial').all(cutoff) as { serial: string }[]).map((r) => r.serial);
 }
 
 /**

@@ -100,7 +100,7 @@ export const policySnapshot = z.strictObject({
   issuedAt: z.string(),
   /** All rules in order (the Defender matches `hosts` against its own host name with the shared engine). */
   rules: z.array(accessRuleWire),
-  /** Serials (lowercase hex) of revoked certificates that have not expired yet. */
+  /** Serials (lowercase hex) of revoked certificates, until a day after they expired (a Defender's clock may be behind). */
   revokedSerials: z.array(z.string().regex(/^[0-9a-f]+$/)),
   listener: listenerConfig,
   /**
