@@ -10,7 +10,9 @@
  *   transaction so every Defender learns the revocation.
  * - Renewal (renew-defender.ts) replaces both certificates. The client certificate it replaced is kept as
  *   `previousCertSerial` and revoked as soon as the Defender authenticates with the new one (`confirmCertificate`):
- *   until then the Defender may not have the new one (an answer lost on the way) and must still reach us. The old
+ *   until then the Defender may not have the new one (an answer lost on the way) and must still reach us. So at
+ *   most two client certificates are valid: a renewal revokes every other one of the host but the one it was asked
+ *   with and the one it issues (a renewal with an unconfirmed renewed certificate leaves none before it). The old
  *   server certificate is left to expire: open connections use it, and no client checks server revocation.
  */
 import { listenerConfig, type ListenerConfig } from '../../shared/wire/defender-console.js';
@@ -177,23 +179,40 @@ export class DefenderStore {
   /**
    * Records renewed certificates for a Defender that authenticated with `presentedSerial`. When that is the
    * certificate an earlier renewal replaced (the Defender never got or used that renewal's answer), the unused
-   * pair is revoked. False when the Defender is not registered (any more).
+   * pair is revoked. Every other client certificate of the host but the presented and the new one is revoked too.
+   * False when the Defender is not registered (any more).
    */
   renew(hostName: string, presentedSerial: string, issued: { clientCertSerial: string; serverCertSerial: string }): boolean {
     return this.db.transaction(() => {
       const row = this.get(hostName);
       if (!row) return false;
       const retry = row.previousCertSerial !== null && sameSerial(row.previousCertSerial, presentedSerial);
+      let revoked = 0;
       if (retry) {
         const unused = [row.clientCertSerial, row.serverCertSerial].filter((s): s is string => s !== null);
-        const revoked = unused.reduce((n, serial) => n + this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(nowIso(), serial).changes, 0);
-        if (revoked > 0) this.clock.bump('revocation');
+        revoked += unused.reduce((n, serial) => n + this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').run(nowIso(), serial).changes, 0);
       }
+      revoked += this.revokeClientCertsExcept(row.hostName, [presentedSerial, issued.clientCertSerial]);
+      if (revoked > 0) this.clock.bump('revocation');
       this.db
         .prepare('UPDATE defenders SET cert_serial = ?, server_cert_serial = ?, previous_cert_serial = ? WHERE host_name = ?')
         .run(issued.clientCertSerial, issued.serverCertSerial, retry ? row.previousCertSerial : presentedSerial, row.hostName);
       return true;
     })();
+  }
+
+  /**
+   * Revokes every unexpired client certificate of `hostName` but `keep`: after a renewal, only the certificate it
+   * was asked with and the one it issued may authenticate (a renewal with a renewed certificate not confirmed yet
+   * would otherwise leave the one before it valid for good).
+   */
+  private revokeClientCertsExcept(hostName: string, keep: readonly string[]): number {
+    const now = nowIso();
+    const serials = (this.db
+      .prepare('SELECT serial FROM certificates WHERE kind = ? AND subject_name = ? COLLATE NOCASE AND revoked_at IS NULL AND not_after > ?')
+      .all(DEFENDER_CLIENT_KIND, hostName, now) as { serial: string }[]).map((r) => r.serial).filter((serial) => !keep.some((k) => sameSerial(k, serial)));
+    const revoke = this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL');
+    return serials.reduce((n, serial) => n + revoke.run(now, serial).changes, 0);
   }
 
   /**

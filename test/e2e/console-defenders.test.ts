@@ -322,6 +322,25 @@ describe('renewal', () => {
     expect((await renew(second.tls)).status).toBe(200);
   });
 
+  test('a renewal with a renewed certificate not used yet revokes the one before it: A→B→C leaves A refused', async () => {
+    const d = await enrol('renew-chain');
+    const b = await renew(clientTls(d));
+    expect(b.status, b.text).toBe(200);
+    const c = await renew(b.tls); // B renews before any heartbeat or stream confirmed it
+    expect(c.status, c.text).toBe(200);
+    expect(await certStatus(serial(d.response.clientCert))).toBe('revoked');
+    expect([401, 403]).toContain((await call(d, 'POST', '/api/v1/defenders/heartbeat', status)).status);
+    expect([401, 403]).toContain((await call(d, 'GET', '/api/v1/defenders/policy')).status);
+    expect([401, 403]).toContain((await renew(clientTls(d))).status);
+    // The C answer "got lost": B (the certificate that asked) still works and renews again; C is revoked unused.
+    const c2 = await renew(b.tls);
+    expect(c2.status, c2.text).toBe(200);
+    expect(await certStatus(serial(c.body.clientCert))).toBe('revoked');
+    expect((await mtlsCall(consoleProc.url, c2.tls, 'POST', '/api/v1/defenders/heartbeat', { json: status })).status).toBe(204);
+    expect([401, 403]).toContain((await mtlsCall(consoleProc.url, b.tls, 'POST', '/api/v1/defenders/heartbeat', { json: status })).status);
+    expect([401, 403]).toContain((await call(d, 'POST', '/api/v1/defenders/heartbeat', status)).status);
+  });
+
   test('is refused with bad CSRs (400 naming the field), extra fields, anything but the client certificate, and for a deleted Defender', async () => {
     const d = await enrol('renew-c');
     const good = await newKeyAndCsr();
