@@ -11,7 +11,9 @@
  *   certificate the Console accepts as this Defender (server.ts `authenticate`).
  * - Both keys stay on the Defender: only CSRs come in. Re-enrolling a host name revokes its older certificates, and
  *   takes a join token made for that name (409 otherwise; a token for another name: 403): a token for any name
- *   enrols only names no Defender has, so its holder cannot take over an enrolled host and its secrets.
+ *   enrols only names no Defender has, so its holder cannot take over an enrolled host and its secrets. Both checks
+ *   run again in the transaction that registers the Defender: another enrolment of the name may have committed
+ *   while this one issued its certificates.
  * - Both certificates live `--defender-cert-lifetime` seconds (a year by default); the Defender renews them itself
  *   (renew-defender.ts), and the SANs are recorded so a renewal reissues exactly these.
  */
@@ -76,6 +78,18 @@ export function refuseOthersNames(defenders: DefenderStore, hostName: string, na
   }
 }
 
+/**
+ * Enrolling a name again replaces that Defender (its certificates are revoked, its secrets go to the new one): only
+ * with a token an admin made for that name (`tokenHost`). A token for any name enrols only names no Defender has
+ * (409 otherwise).
+ */
+export function refuseTakeover(defenders: DefenderStore, hostName: string, tokenHost: string | null): void {
+  const existing = defenders.get(hostName);
+  if (existing && tokenHost === null) {
+    throw consoleErrors.conflict(`a Defender named '${existing.hostName}' is already enrolled; to enrol it again, use a join token made for it (POST /api/v1/defenders/join-tokens {"hostName":"${existing.hostName}"}), or remove it first (DELETE /api/v1/defenders/${existing.hostName})`);
+  }
+}
+
 export async function checkCsr(pem: string, field: string): Promise<void> {
   try {
     await readCsr(pem);
@@ -91,12 +105,7 @@ export async function enrollDefender(
   address: string | null,
 ): Promise<EnrollResponse> {
   const token = stores.tokens.check(input.joinToken, input.hostName);
-  // Enrolling a name again replaces that Defender (its certificates are revoked, its secrets go to the new one):
-  // only with a token an admin made for that name. A token for any name enrols only names no Defender has.
-  const existing = stores.defenders.get(input.hostName);
-  if (existing && token.hostName === null) {
-    throw consoleErrors.conflict(`a Defender named '${existing.hostName}' is already enrolled; to enrol it again, use a join token made for it (POST /api/v1/defenders/join-tokens {"hostName":"${existing.hostName}"}), or remove it first (DELETE /api/v1/defenders/${existing.hostName})`);
-  }
+  refuseTakeover(stores.defenders, input.hostName, token.hostName);
   const names = serverNames(input.hostName, input.addresses);
   refuseOthersNames(stores.defenders, input.hostName, names);
   await checkCsr(input.serverCsr, 'body.serverCsr');
@@ -117,7 +126,11 @@ export async function enrollDefender(
       clientCertSerial: client.serial,
       serverCertSerial: server.serial,
       serverNames: names,
-    }, () => refuseOthersNames(stores.defenders, input.hostName, names)); // again: another enrolment may have run meanwhile
+    }, () => {
+      // Again: another enrolment may have run meanwhile (a token for this name enrolling it while we issued).
+      refuseTakeover(stores.defenders, input.hostName, token.hostName);
+      refuseOthersNames(stores.defenders, input.hostName, names);
+    });
     ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
     const { auditSeq } = ctx.db.prepare('SELECT COALESCE(MAX(seq), 0) AS auditSeq FROM audit WHERE defender = ?').get(input.hostName.toLowerCase()) as { auditSeq: number };
     return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener, auditSeq };
