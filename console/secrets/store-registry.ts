@@ -3,8 +3,10 @@
  *
  * - The whole configuration is sealed with the master key (it holds credentials), bound to the store's name.
  * - Credentials are write-only: listings and reads show every other field and `"<set>"` for a credential. An
- *   update that leaves a credential out keeps the stored one, so an admin can change an address without
- *   retyping a secret.
+ *   update that leaves a credential out keeps the stored one, so an admin can change a mount or a region without
+ *   retyping a secret — but not where credentials go (STORE_DESTINATION_FIELDS: an address, endpoint, token URL,
+ *   authority or CA): an update that changes one of those and keeps a stored credential is refused (400 naming
+ *   the field), or whoever can change a store could point it at their own server and collect its credentials.
  * - Names are unique (case-insensitive) and may not change; a store a secret rule uses cannot be deleted.
  * - `builtin` is the Console's own store (builtin-store.ts); its configuration is empty.
  */
@@ -13,7 +15,7 @@ import { STORE_NAME } from '../../shared/secrets/secret-rules.js';
 import type { MasterKey } from '../crypto/master-key.js';
 import { nowIso, type Db } from '../db/database.js';
 import { consoleErrors, FieldError } from '../errors.js';
-import { STORE_CREDENTIAL_FIELDS, STORE_KINDS, storeConfig, type StoreConfig } from './stores/store-config.js';
+import { STORE_CREDENTIAL_FIELDS, STORE_DESTINATION_FIELDS, STORE_KINDS, storeConfig, type StoreConfig } from './stores/store-config.js';
 
 export type AnyStoreConfig = StoreConfig | { readonly kind: 'builtin' };
 export type StoreKind = AnyStoreConfig['kind'];
@@ -68,16 +70,31 @@ function redact(config: Record<string, unknown>, kind: string): Record<string, u
  * The new configuration with credentials the update left out (or sent back as "<set>") taken from the old one —
  * unless the update changes the block they belong to (another Vault auth method has other credentials).
  */
-function keepCredentials(update: Record<string, unknown>, old: Record<string, unknown>, kind: string): Record<string, unknown> {
+function keepCredentials(update: Record<string, unknown>, old: Record<string, unknown>, kind: string): { config: Record<string, unknown>; kept: string[] } {
   let out = update;
+  const kept: string[] = [];
   for (const path of credentialFields(kind)) {
     const now = getAt(out, path);
     const before = getAt(old, path);
     const parent = path.slice(0, -1);
     const sameBlock = parent.length === 0 || (getAt(out, [...parent, 'method']) ?? getAt(old, [...parent, 'method'])) === getAt(old, [...parent, 'method']);
-    if ((now === undefined || now === SET) && before !== undefined && sameBlock) out = setAt(out, path, before);
+    if ((now === undefined || now === SET) && before !== undefined && sameBlock) {
+      out = setAt(out, path, before);
+      kept.push(path.join('.'));
+    }
   }
-  return out;
+  return { config: out, kept };
+}
+
+/** Refuses (400 naming the field) an update that keeps stored credentials (`kept`) and changes where they are sent. */
+function refuseMovedCredentials(updated: AnyStoreConfig, old: Record<string, unknown>, kept: readonly string[]): void {
+  if (updated.kind === 'builtin' || kept.length === 0) return;
+  for (const field of STORE_DESTINATION_FIELDS[updated.kind]) {
+    const path = field.split('.');
+    if (JSON.stringify(getAt(updated, path)) !== JSON.stringify(getAt(old, path))) {
+      throw new FieldError(`body.config.${field}`, `changes where the store's credentials are sent: give ${kept.join(', ')} again (stored credentials never go to a new ${field})`);
+    }
+  }
 }
 
 function parseConfig(kind: string, config: unknown): AnyStoreConfig {
@@ -129,14 +146,18 @@ export class SecretStoreRegistry {
     })();
   }
 
-  /** Replaces the configuration; credentials left out (or "<set>") keep their stored values. The kind may not change. */
+  /**
+   * Replaces the configuration; credentials left out (or "<set>") keep their stored values, unless it changes where
+   * they are sent (400). The kind may not change.
+   */
   update(name: string, config: unknown): StoreInfo {
     return this.db.transaction(() => {
       const row = this.row(name);
       const old = this.config(name) as unknown as Record<string, unknown>;
-      const merged = keepCredentials(typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {}, old, row.kind);
+      const { config: merged, kept } = keepCredentials(typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {}, old, row.kind);
       delete merged.kind;
       const parsed = parseConfig(row.kind, row.kind === 'builtin' ? config : merged);
+      refuseMovedCredentials(parsed, old, kept);
       this.db.prepare('UPDATE secret_stores SET config_sealed = ?, updated_at = ? WHERE name = ?').run(this.masterKey.seal(JSON.stringify(parsed), context(row.name)), nowIso(), row.name);
       return this.get(row.name);
     })();

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { PolicySnapshot, PolicyStreamLine } from '../../shared/wire/defender-console.js';
 import { clientTls, enrollDefender, openPolicyStream, type EnrolledDefender, type PolicyStream } from '../support/console-defender-client.js';
 import { startConsoleProcess, type ConsoleProcess } from '../support/console-process.js';
+import { ProtocolServer, sendJson } from '../support/secret-stores/protocol-server.js';
 
 let consoleProc: ConsoleProcess;
 let admin: string;
@@ -83,16 +84,51 @@ describe('secret stores', () => {
     const created = await api('POST', '/api/v1/secret-stores', { name: 'vault-down', kind: 'vault', config: { address: 'http://127.0.0.1:9', auth: { method: 'token', token: VAULT_TOKEN } } });
     expect(created.status, created.text).toBe(201);
     expect(created.body).toMatchObject({ name: 'vault-down', kind: 'vault', config: { address: 'http://127.0.0.1:9', auth: { method: 'token', token: '<set>' } } });
-    const changed = await api('PUT', '/api/v1/secret-stores/vault-down', { config: { address: 'http://127.0.0.1:1', auth: { method: 'token' } } });
+    const kept = await api('PUT', '/api/v1/secret-stores/vault-down', { config: { address: 'http://127.0.0.1:9', mount: 'kv', auth: { method: 'token' } } });
+    expect(kept.status, kept.text).toBe(200);
+    expect(kept.body.store.config).toMatchObject({ address: 'http://127.0.0.1:9', mount: 'kv', auth: { token: '<set>' } });
+    const changed = await api('PUT', '/api/v1/secret-stores/vault-down', { config: { address: 'http://127.0.0.1:1', auth: { method: 'token', token: VAULT_TOKEN } } });
     expect(changed.status, changed.text).toBe(200);
     expect(changed.body.store.config).toMatchObject({ address: 'http://127.0.0.1:1', auth: { token: '<set>' } });
     const test = await api('POST', '/api/v1/secret-stores/vault-down/test');
     expect(test.status).toBe(200);
     expect(test.body).toMatchObject({ ok: false, error: { code: 'unreachable' } });
     expect(test.body.error.message).toContain('127.0.0.1:1');
-    for (const r of [created, changed, test, await api('GET', '/api/v1/secret-stores'), await api('GET', '/api/v1/secret-stores/vault-down')]) expectNoSecretIn(r.text, 'a store answer');
+    for (const r of [created, kept, changed, test, await api('GET', '/api/v1/secret-stores'), await api('GET', '/api/v1/secret-stores/vault-down')]) expectNoSecretIn(r.text, 'a store answer');
 
     expect((await api('POST', '/api/v1/secret-stores', { name: 'VAULT-DOWN', kind: 'builtin' })).status).toBe(409);
+  });
+
+  test('stored credentials never go to a changed address: keeping them there is refused (400 naming the field)', async () => {
+    // The attacker's server: records every request (headers and body) that reaches it.
+    const received: string[] = [];
+    const evil = await new ProtocolServer((req, body, res) => {
+      received.push(`${JSON.stringify(req.headers)} ${body.toString('utf8')}`);
+      sendJson(res, 403, { errors: ['permission denied'] });
+    }).listen();
+    const APPROLE_SECRET = 'approle-secret-id-never-sent-4c1e';
+    try {
+      expect((await api('POST', '/api/v1/secret-stores', { name: 'vault-moved', kind: 'vault', config: { address: 'http://127.0.0.1:9', auth: { method: 'token', token: VAULT_TOKEN } } })).status).toBe(201);
+      expect((await api('POST', '/api/v1/secret-stores', { name: 'approle-moved', kind: 'vault', config: { address: 'http://127.0.0.1:9', auth: { method: 'approle', roleId: 'role-1', secretId: APPROLE_SECRET } } })).status).toBe(201);
+      for (const [store, auth] of [['vault-moved', { method: 'token' }], ['vault-moved', { method: 'token', token: '<set>' }], ['approle-moved', { method: 'approle', roleId: 'role-1' }]] as const) {
+        const moved = await api('PUT', `/api/v1/secret-stores/${store}`, { config: { address: evil.url, auth } });
+        expect([moved.status, moved.body.error?.field], moved.text).toEqual([400, 'body.config.address']);
+        const ca = await api('PUT', `/api/v1/secret-stores/${store}`, { config: { address: 'http://127.0.0.1:9', auth, caPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' } });
+        expect([ca.status, ca.body.error?.field], ca.text).toEqual([400, 'body.config.caPem']);
+        expect((await api('GET', `/api/v1/secret-stores/${store}`)).body.config.address).toBe('http://127.0.0.1:9');
+        expect((await api('POST', `/api/v1/secret-stores/${store}/test`)).body).toMatchObject({ ok: false, error: { code: 'unreachable' } });
+      }
+      expect(received).toEqual([]);
+      // Given again, the credentials go where the admin says (here, the attacker's server: it sees only what was typed).
+      const retyped = await api('PUT', '/api/v1/secret-stores/vault-moved', { config: { address: evil.url, auth: { method: 'token', token: 'typed-again' } } });
+      expect(retyped.status, retyped.text).toBe(200);
+      await api('POST', '/api/v1/secret-stores/vault-moved/test');
+      expect(received.length).toBeGreaterThan(0);
+      for (const r of received) for (const s of [VAULT_TOKEN, APPROLE_SECRET]) expect(r.includes(s)).toBe(false);
+    } finally {
+      await evil.close();
+      for (const store of ['vault-moved', 'approle-moved']) await api('DELETE', `/api/v1/secret-stores/${store}`);
+    }
   });
 
   test('stores are for admins only; operators and auditors read rules and status', async () => {

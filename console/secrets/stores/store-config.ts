@@ -133,6 +133,20 @@ export const STORE_CREDENTIAL_FIELDS = {
   'cyberark': ['clientKeyPem'],
 } as const satisfies Record<ExternalStoreKind, readonly string[]>;
 
+/**
+ * Fields that say where (or to whom, through which trust anchor) a kind's credentials or what they earn are sent:
+ * an update that changes one must give the credentials again (store-registry.ts), so a changed address never
+ * receives the stored ones. AWS `region` is not among them: it picks among AWS's own endpoints.
+ */
+export const STORE_DESTINATION_FIELDS = {
+  'vault': ['address', 'caPem'],
+  'aws-secrets-manager': ['endpoint'],
+  'aws-ssm': ['endpoint'],
+  'azure-key-vault': ['vaultUrl', 'authorityHost', 'caPem'],
+  'gcp-secret-manager': ['apiEndpoint', 'tokenUrl', 'caPem'],
+  'cyberark': ['url', 'caPem'],
+} as const satisfies Record<ExternalStoreKind, readonly string[]>;
+
 function mapAt(value: unknown, path: readonly string[], f: (leaf: unknown) => unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const [head, ...rest] = path;
