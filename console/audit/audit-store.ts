@@ -1,9 +1,16 @@
 /**
  * The audit trail Defenders deliver, stored and queried.
  *
- * - Exactly once: a batch is inserted in one transaction with INSERT OR IGNORE on UNIQUE (defender, seq), so a
- *   batch resent after a lost answer stores nothing twice; the answer counts what was new and acknowledges the
- *   highest seq stored for that Defender.
+ * - Exactly once: a batch is inserted in one transaction with INSERT OR IGNORE on UNIQUE (defender, seq,
+ *   enrolment), so a batch resent after a lost answer stores nothing twice; the answer counts what was new and
+ *   acknowledges the highest seq held for that Defender's current enrolment (stored now or before).
+ * - Seqs belong to an enrolment (the `audit_enrolment` of its `defenders` row, which every enrolment changes): a
+ *   re-enrolled Defender numbers afresh, so seqs a holder of the old key posted (2^53-1, or seqs ahead of the
+ *   real ones) neither block nor pre-empt the new Defender's. A re-enrolled Defender may send again events of
+ *   its spool that the old enrolment stored (an answer lost just before): an event of an earlier enrolment with
+ *   the same seq, time, method and path is that event, and is not stored twice.
+ * - Within an enrolment, a seq more than AUDIT_SEQ_MAX_AHEAD beyond the highest stored is refused (400): a
+ *   Defender sends its spool in order from what we acknowledged, so such a seq is no honest Defender's.
  * - `defender` is the authenticated Defender (its client certificate), lower-cased; a Defender can never write
  *   rows under another's name. `host` is what the event says.
  * - Times are stored as ISO-8601 UTC (`…Z`) when the Defender's time parses, so range queries compare correctly.
@@ -12,6 +19,14 @@
 import { z } from 'zod';
 import type { AuditAck, AuditEventWire } from '../../shared/wire/defender-console.js';
 import type { Db } from '../db/database.js';
+import { consoleErrors, FieldError } from '../errors.js';
+
+/**
+ * How far beyond the highest stored seq of an enrolment a batch may reach. An honest Defender's batch starts right
+ * after what we acknowledged (a batch is at most 1000 events); the margin is for a Console restored from a backup
+ * that lacks the newest events.
+ */
+export const AUDIT_SEQ_MAX_AHEAD = 1_000_000;
 
 /** A stored audit event: the wire event plus where it came from. */
 export type AuditRecord = Readonly<Omit<AuditEventWire, 'groups' | 'reason' | 'secrets'>> & {
@@ -89,16 +104,30 @@ export class AuditStore {
   append(defenderHost: string, events: readonly AuditEventWire[]): AuditAck {
     const defender = defenderHost.toLowerCase();
     const insert = this.db.prepare(
-      `INSERT OR IGNORE INTO audit (defender, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason, secrets_json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO audit (defender, enrolment, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason, secrets_json)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+       WHERE NOT EXISTS (SELECT 1 FROM audit WHERE defender = ? AND seq = ? AND enrolment != ? AND time = ? AND method = ? AND path = ?)`,
     );
+    const highest = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM audit WHERE defender = ? AND enrolment = ?');
     return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT audit_enrolment FROM defenders WHERE host_name = ?').get(defenderHost) as { audit_enrolment: string } | undefined;
+      if (!row) throw consoleErrors.not_found(`the Defender '${defenderHost}' is not registered; enrol it again`);
+      const enrolment = row.audit_enrolment;
+      const before = (highest.get(defender, enrolment) as { seq: number }).seq;
+      // The first batch of an enrolment sets where it starts (a re-enrolled Defender's spool goes on numbering).
+      const tooFar = before > 0 ? events.findIndex((e) => e.seq > before + AUDIT_SEQ_MAX_AHEAD) : -1;
+      if (tooFar >= 0) throw new FieldError(`body.events.${tooFar}.seq`, `is more than ${AUDIT_SEQ_MAX_AHEAD} beyond the highest stored for this Defender (${before})`);
       let stored = 0;
       for (const e of events) {
-        stored += insert.run(defender, e.seq, normaliseTime(e.time), e.user, JSON.stringify(e.groups), e.host, e.action, e.method, e.path, e.decision, e.rule, e.status, e.client, e.reason ?? null, e.secrets ? JSON.stringify(e.secrets) : null).changes;
+        const time = normaliseTime(e.time);
+        stored += insert.run(
+          defender, enrolment, e.seq, time, e.user, JSON.stringify(e.groups), e.host, e.action, e.method, e.path, e.decision, e.rule, e.status, e.client, e.reason ?? null, e.secrets ? JSON.stringify(e.secrets) : null,
+          defender, e.seq, enrolment, time, e.method, e.path,
+        ).changes;
       }
-      const { acked } = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS acked FROM audit WHERE defender = ?').get(defender) as { acked: number };
-      return { stored, ackedSeq: acked };
+      // Every event of the batch is held now (stored, or found stored before): acknowledged even when it was an
+      // earlier enrolment's, or a re-enrolled Defender would send it forever.
+      return { stored, ackedSeq: Math.max((highest.get(defender, enrolment) as { seq: number }).seq, ...events.map((e) => e.seq)) };
     })();
   }
 

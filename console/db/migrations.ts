@@ -209,4 +209,37 @@ export const MIGRATIONS: readonly string[] = [
     status INTEGER NOT NULL
   );
   `,
+  // 10: a Defender's audit seqs are its enrolment's (audit-store.ts): each enrolment records an id (its first
+  // client certificate's serial; '' for Defenders enrolled before), and events are unique per (Defender, seq,
+  // enrolment), so what a holder of an old key posted cannot block or pre-empt the seqs of a re-enrolled Defender
+  `
+  ALTER TABLE defenders ADD COLUMN audit_enrolment TEXT NOT NULL DEFAULT '';
+  CREATE TABLE audit_by_enrolment (
+    id INTEGER PRIMARY KEY,
+    defender TEXT NOT NULL,
+    enrolment TEXT NOT NULL DEFAULT '',
+    seq INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    user_name TEXT,
+    groups_json TEXT NOT NULL,
+    host TEXT NOT NULL,
+    action TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule TEXT,
+    status INTEGER,
+    client TEXT,
+    reason TEXT,
+    secrets_json TEXT,
+    UNIQUE (defender, seq, enrolment)
+  );
+  INSERT INTO audit_by_enrolment (id, defender, enrolment, seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason, secrets_json)
+    SELECT id, defender, '', seq, time, user_name, groups_json, host, action, method, path, decision, rule, status, client, reason, secrets_json FROM audit;
+  DROP TABLE audit;
+  ALTER TABLE audit_by_enrolment RENAME TO audit;
+  CREATE INDEX audit_time ON audit(time);
+  CREATE INDEX audit_user ON audit(user_name, time);
+  CREATE INDEX audit_enrolment_seq ON audit(defender, enrolment, seq);
+  `,
 ];

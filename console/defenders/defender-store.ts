@@ -14,6 +14,8 @@
  *   most two client certificates are valid: a renewal revokes every other one of the host but the one it was asked
  *   with and the one it issues (a renewal with an unconfirmed renewed certificate leaves none before it). The old
  *   server certificate is left to expire: open connections use it, and no client checks server revocation.
+ * - Each enrolment has an id (`audit_enrolment`, its first client certificate's serial) that its audit seqs are
+ *   stored under (audit-store.ts): a re-enrolled Defender's audit starts afresh, whatever the old one sent.
  */
 import { listenerConfig, type ListenerConfig } from '../../shared/wire/defender-console.js';
 import type { Db } from '../db/database.js';
@@ -162,15 +164,15 @@ export class DefenderStore {
       const listener = JSON.stringify(e.requestedListener);
       this.db
         .prepare(
-          `INSERT INTO defenders (host_name, address, version, listener_json, cert_serial, server_cert_serial, server_names_json, policy_version, enrolled_at, last_seen)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+          `INSERT INTO defenders (host_name, address, version, listener_json, cert_serial, server_cert_serial, server_names_json, audit_enrolment, policy_version, enrolled_at, last_seen)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
            ON CONFLICT(host_name) DO UPDATE SET host_name = excluded.host_name, address = excluded.address, version = excluded.version,
              listener_json = CASE WHEN listener_pinned = 1 THEN listener_json ELSE excluded.listener_json END,
              cert_serial = excluded.cert_serial, server_cert_serial = excluded.server_cert_serial, reported_listener_json = NULL,
-             server_names_json = excluded.server_names_json, previous_cert_serial = NULL,
+             server_names_json = excluded.server_names_json, previous_cert_serial = NULL, audit_enrolment = excluded.audit_enrolment,
              policy_version = 0, audit_backlog = 0, enrolled_at = excluded.enrolled_at, last_seen = excluded.last_seen`,
         )
-        .run(e.hostName, e.address, e.version, listener, e.clientCertSerial, e.serverCertSerial, JSON.stringify(e.serverNames), now, now);
+        .run(e.hostName, e.address, e.version, listener, e.clientCertSerial, e.serverCertSerial, JSON.stringify(e.serverNames), e.clientCertSerial.toLowerCase(), now, now);
       if (revoked > 0) this.clock.bump('revocation');
       return this.get(e.hostName)!;
     })();

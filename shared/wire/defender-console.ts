@@ -60,9 +60,9 @@ export const enrollResponse = issuedCertificates.extend({
   /** The listener the Console wants (the one requested unless an admin set another before). */
   listener: listenerConfig,
   /**
-   * The highest audit seq the Console already holds for this host name (0 for a new host). A Defender with a
-   * fresh state numbers its events above it; otherwise a re-enrolled host's events would be taken for
-   * duplicates and dropped.
+   * The highest audit seq the Console already holds for this enrolment: 0, as every enrolment's seqs start afresh
+   * (the Console keys them by enrolment, so nothing an earlier enrolment sent makes a re-enrolled host's events
+   * duplicates). A Defender numbers its events above it.
    */
   auditSeq: z.number().int().min(0),
 });
@@ -132,6 +132,7 @@ export const defenderStatus = z.strictObject({
 export type DefenderStatus = z.infer<typeof defenderStatus>;
 
 export const auditEventWire = z.strictObject({
+  /** 1, 2, 3… per Defender; the Console refuses one far beyond the highest it holds for the enrolment (audit-store.ts). */
   seq: z.number().int().positive(),
   time: z.string().max(40),
   user: z.string().max(256).nullable(),
@@ -167,7 +168,7 @@ export type AuditBatch = z.infer<typeof auditBatch>;
 export const auditAck = z.strictObject({
   /** How many events of the batch were new (the rest were already stored). */
   stored: z.number().int().min(0),
-  /** The highest seq now stored for this Defender; the Defender drops its spool up to here. */
+  /** The highest seq the Console holds for this Defender's enrolment; the Defender drops its spool up to here. */
   ackedSeq: z.number().int().min(0),
 });
 export type AuditAck = z.infer<typeof auditAck>;

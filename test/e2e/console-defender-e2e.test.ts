@@ -377,6 +377,24 @@ describe('revocation', () => {
   });
 });
 
+describe('re-enrolment', () => {
+  test('--re-enroll keeps the spool and its numbering; the new enrolment stores every event once, from where it went on', async () => {
+    await untilPs('prod-a serving', prodA.host, bruce.dir, { ok: true });
+    const before = await auditDelivered(prodA, 'prod-a');
+    const token = await api('POST', '/api/v1/defenders/join-tokens', { hostName: 'prod-a' });
+    expect(token.status, token.text).toBe(201);
+    const old = prodA;
+    prodA = undefined as unknown as DefenderProcess;
+    old.child.kill('SIGTERM'); // stopped, its directory (state, spool, local audit copy) kept
+    await new Promise((resolve) => (old.child.exitCode !== null || old.child.signalCode !== null ? resolve(null) : old.child.once('exit', resolve)));
+    prodA = await startDefenderProcess({ dockerHost: inject('dockerHost'), hostName: 'prod-a', stateDir: old.stateDir, args: ['--re-enroll'], console: { url: consoleProc.url, joinToken: token.body.token, pin: await consolePin(consoleProc.port) } }, old.dir);
+    expect(prodA.log()).not.toMatch(/ERROR/);
+    await untilPs('prod-a serving after its re-enrolment', prodA.host, bruce.dir, { ok: true });
+    expect((await dockerPs(prodA.host, bruce.dir)).ok).toBe(true);
+    expect(await auditDelivered(prodA, 'prod-a')).toBeGreaterThan(before);
+  });
+});
+
 describe('shutdown', () => {
   test('SIGTERM stops a Console-managed Defender cleanly', async () => {
     const stopping = prodA;

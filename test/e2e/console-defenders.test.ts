@@ -411,6 +411,38 @@ describe('audit', () => {
     expect([badTime.status, badTime.body.error.field]).toEqual([400, 'query.from']);
     expect((await consoleProc.call('GET', '/api/v1/audit', { token: await userToken('audit-op', 'operator') })).status).toBe(403);
   });
+
+  test("seqs are the enrolment's: what an old key posted neither blocks nor pre-empts a re-enrolled Defender; far jumps are refused", async () => {
+    const host = 'audit-poison';
+    const at = (seq: number, over: Partial<AuditEventWire> = {}) => event(seq, { host, user: 'mallory', time: '2030-01-02T00:00:00.000Z', ...over });
+    const stolen = await enrol(host);
+    // The thief's first batch of the enrolment: the highest seq there is, and seqs ahead of the real Defender's.
+    expect((await call(stolen, 'POST', '/api/v1/defenders/audit', { events: [at(1, { path: '/forged' }), at(2, { path: '/forged' })] })).body).toEqual({ stored: 2, ackedSeq: 2 });
+    const far = await call(stolen, 'POST', '/api/v1/defenders/audit', { events: [at(3), at(Number.MAX_SAFE_INTEGER)] });
+    expect([far.status, far.body.error?.field], far.text).toEqual([400, 'body.events.1.seq']);
+    expect((await call(stolen, 'POST', '/api/v1/defenders/audit', { events: [at(2 + 1_000_000, { path: '/forged' })] })).status).toBe(200); // at the limit
+    const poisoned = await enrol('audit-poison-2');
+    expect((await call(poisoned, 'POST', '/api/v1/defenders/audit', { events: [at(Number.MAX_SAFE_INTEGER, { host: 'audit-poison-2' })] })).status).toBe(200);
+
+    // Re-enrolled: the enrolment answer starts afresh, and the real Defender's events 1..3 are all stored.
+    const r = await enrollDefender(consoleProc, (await joinToken({ hostName: host })).token, host);
+    if (!r.ok) throw new Error(r.res.text);
+    expect(r.defender.response.auditSeq).toBe(0);
+    expect((await mtlsCall(consoleProc.url, clientTls(r.defender), 'POST', '/api/v1/defenders/audit', { json: { events: [at(1), at(2), at(3)] } })).body).toEqual({ stored: 3, ackedSeq: 3 });
+    const again = await enrollDefender(consoleProc, (await joinToken({ hostName: 'audit-poison-2' })).token, 'audit-poison-2');
+    if (!again.ok) throw new Error(again.res.text);
+    expect((await mtlsCall(consoleProc.url, clientTls(again.defender), 'POST', '/api/v1/defenders/audit', { json: { events: [at(1, { host: 'audit-poison-2' })] } })).body).toEqual({ stored: 1, ackedSeq: 1 });
+
+    // An event that enrolment stored but whose answer was lost is sent again after a re-enrolment: held once, acknowledged.
+    const lost = at(4, { path: '/lost-answer', time: '2030-01-02T00:00:04.000Z' });
+    expect((await mtlsCall(consoleProc.url, clientTls(r.defender), 'POST', '/api/v1/defenders/audit', { json: { events: [lost] } })).body).toEqual({ stored: 1, ackedSeq: 4 });
+    const third = await enrollDefender(consoleProc, (await joinToken({ hostName: host })).token, host);
+    if (!third.ok) throw new Error(third.res.text);
+    expect((await mtlsCall(consoleProc.url, clientTls(third.defender), 'POST', '/api/v1/defenders/audit', { json: { events: [lost] } })).body).toEqual({ stored: 0, ackedSeq: 4 });
+    expect((await mtlsCall(consoleProc.url, clientTls(third.defender), 'POST', '/api/v1/defenders/audit', { json: { events: [lost, at(5)] } })).body).toEqual({ stored: 1, ackedSeq: 5 });
+    const stored = (await consoleProc.call('GET', `/api/v1/audit?host=${host}&limit=500`, { token: admin })).body.items as { seq: number; path: string }[];
+    expect(stored.filter((e) => e.path === '/lost-answer')).toHaveLength(1);
+  });
 });
 
 test('the defenders list shows every Defender to admins, operators and auditors', async () => {
