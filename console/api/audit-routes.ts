@@ -29,7 +29,7 @@ export function auditRoutes(ctx: ConsoleContext) {
   return [
     route({
       method: 'POST', path: '/api/v1/defenders/audit', tag: 'defenders', access: 'defender',
-      summary: "A Defender delivers audit events; a batch sent again stores nothing twice (answers what was new and the highest seq stored)",
+      summary: "A Defender delivers audit events; a batch sent again stores nothing twice (answers what was new and the highest seq held for its enrolment; a seq far beyond it is refused)",
       body: auditBatch,
       handler({ principal, body }) {
         const host = defenderHost(principal);

@@ -86,7 +86,7 @@ export function secretRoutes(ctx: ConsoleContext) {
     }),
     route({
       method: 'PUT', path: '/api/v1/secret-stores/{name}', tag: 'secrets', access: ADMIN,
-      summary: 'Change a store\'s settings (the kind stays); then re-fetch its secrets',
+      summary: 'Change a store\'s settings (the kind stays; credentials left out are kept, unless where they are sent changes: 400); then re-fetch its secrets',
       body: storeUpdate,
       async handler({ params, body }) {
         const info = stores.update(params.name!, body.config);
