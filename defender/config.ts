@@ -58,7 +58,8 @@ From a Console (instead of the four above):
                          Defender's own group)
   --secrets-dir DIR      where file secrets live on the host, in memory: a tmpfs the Defender mounts there, or
                          (when it may not mount) a directory on /dev/shm (default /dev/shm/drawbridge-secrets-<id of
-                         --state>); while it is under /dev/shm, containers may not use --ipc host
+                         --state>); while it is under /dev/shm, containers may not use --ipc host. The
+                         Defender makes it itself: a link or another user's directory there is refused
 `;
 
 const hostPort = z

@@ -7,6 +7,10 @@
  *   anything else (a disk) is refused: file secrets are then unavailable and creates that need them fail closed.
  *   A tmpfs already mounted there (a Defender restart) is reused, never mounted over: running containers' binds
  *   point into it.
+ * - The base is the Defender's own: made by it (a plain mkdir), never a symbolic link, owned by its user, written by
+ *   no one else, under parents only root or that user can change (owned-dir.ts). Its name is predictable and
+ *   /dev/shm is open to every user, so whatever else is found there is refused with an error naming the path, never
+ *   mounted on, written through or removed; it is checked again after the mount (path, owner, mode, filesystem).
  * - The base is root-owned 0700, so no host user but root can reach a container's directory; each container's
  *   directory is 0755 (inside the container /run/secrets is listable) and each file 0400 (root only) or 0444 (all
  *   users), as its rule says. Permissions inside the container are checked against the container's own path, so
@@ -17,11 +21,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FileSecret } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID } from '../../shared/secrets/secret-labels.js';
 import type { Logger } from '../log.js';
+import { checkOwnDir, checkParents, presentAt, setOwnDirMode } from './owned-dir.js';
 
 const IN_MEMORY_FS = new Set(['tmpfs', 'ramfs']);
 const TMPFS_OPTIONS = 'mode=0700,nosuid,nodev,noexec,size=64m';
@@ -59,9 +64,15 @@ function instanceDir(base: string, instance: string): string {
   return join(base, instance);
 }
 
-/** Mounts (or checks) the in-memory base directory; throws when no in-memory place can be had. */
+/** Mounts (or checks) the in-memory base directory; throws when no in-memory place can be had, or none of its own. */
 function prepareBase(base: string, log: Logger): 'tmpfs' | 'shm' {
-  mkdirSync(base, { recursive: true, mode: 0o700 });
+  checkParents(base);
+  try {
+    mkdirSync(base, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  checkOwnDir(base, 'the secrets directory');
   let kind: 'tmpfs' | 'shm';
   const current = mountOf(base);
   if (current?.point === base && IN_MEMORY_FS.has(current.fsType)) {
@@ -78,10 +89,21 @@ function prepareBase(base: string, log: Logger): 'tmpfs' | 'shm' {
       kind = 'shm';
     }
   }
-  chmodSync(base, 0o700);
+  setOwnDirMode(base, 0o700, 'the secrets directory');
+  checkMountedBase(base, kind);
   if (process.getuid?.() !== 0) log.warn('file secrets: the Defender is not root, so secret files belong to its own user, not root', { dir: base });
   log.info('file secrets are kept in memory', { dir: base, kind });
   return kind;
+}
+
+/** After the mount: the path is still the real path of the Defender's own 0700 directory, on an in-memory fs. */
+function checkMountedBase(base: string, kind: 'tmpfs' | 'shm'): void {
+  const st = checkOwnDir(base, 'the secrets directory');
+  const holder = mountOf(base);
+  const inMemory = holder !== null && IN_MEMORY_FS.has(holder.fsType) && (kind === 'shm' || holder.point === base);
+  if ((st.mode & 0o777) !== 0o700 || realpathSync(base) !== base || !inMemory) {
+    throw new Error(`file secrets: the secrets directory ${base} is not the private in-memory directory just prepared (mode ${(st.mode & 0o777).toString(8)}, real path ${realpathSync(base)}, on ${holder?.fsType ?? '?'} at ${holder?.point ?? '?'}); remove it (as root: umount ${base}; rm -r ${base}) and the Defender makes it again`);
+  }
 }
 
 function writeOne(dir: string, file: FileSecret): void {
@@ -107,7 +129,18 @@ function writeOne(dir: string, file: FileSecret): void {
 export function secretFiles(baseDir: string, log: Logger): SecretFiles {
   const base = resolve(baseDir);
   let kind: 'tmpfs' | 'shm' | null = null;
-  const instances = (): string[] => (existsSync(base) ? readdirSync(base).filter((n) => INSTANCE_ID.test(n)) : []);
+  /** Whether the base is there and the Defender's own; false when absent, logged when it is something else. */
+  const ownBase = (): boolean => {
+    if (!presentAt(base)) return false;
+    try {
+      checkOwnDir(base, 'the secrets directory');
+      return true;
+    } catch (e) {
+      log.error('file secrets: not touching the secrets directory', { dir: base, error: (e as Error).message });
+      return false;
+    }
+  };
+  const instances = (): string[] => (ownBase() ? readdirSync(base).filter((n) => INSTANCE_ID.test(n)) : []);
   return {
     base,
     get kind() {
@@ -116,7 +149,8 @@ export function secretFiles(baseDir: string, log: Logger): SecretFiles {
     hostDir: (instance) => instanceDir(base, instance),
     write(instance, files) {
       const dir = instanceDir(base, instance);
-      kind ??= prepareBase(base, log);
+      if (kind === null || !presentAt(base)) kind = prepareBase(base, log);
+      else checkOwnDir(base, 'the secrets directory');
       mkdirSync(dir, { mode: 0o755, recursive: true });
       chmodSync(dir, 0o755);
       for (const f of files) writeOne(dir, f);
@@ -124,11 +158,14 @@ export function secretFiles(baseDir: string, log: Logger): SecretFiles {
       for (const name of readdirSync(dir)) if (!wanted.has(name) && !name.startsWith('.')) rmSync(join(dir, name), { force: true });
     },
     remove(instance) {
-      rmSync(instanceDir(base, instance), { recursive: true, force: true });
+      const dir = instanceDir(base, instance);
+      if (!presentAt(base)) return;
+      checkOwnDir(base, 'the secrets directory');
+      rmSync(dir, { recursive: true, force: true });
     },
     instances,
     release() {
-      if (!existsSync(base) || instances().length) return;
+      if (!ownBase() || instances().length) return;
       try {
         if (mountOf(base)?.point === base) execFileSync('umount', [base], { stdio: 'ignore', timeout: 10_000 });
         rmSync(base, { recursive: true, force: true });
