@@ -17,13 +17,13 @@
  * - New values (a snapshot with rotated secrets) are rewritten into every running container's directory.
  * - Only names and instance ids are logged.
  */
-import { existsSync } from 'node:fs';
 import { currentFileSecrets } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID, readMarkers, SECRET_LABELS, type SecretMarkers } from '../../shared/secrets/secret-labels.js';
 import type { DockerUpstream } from '../docker-upstream.js';
 import type { Logger } from '../log.js';
 import { watchContainerEvents, type ContainerEvent, type EventWatch } from './container-events.js';
 import { listMarkedContainers, lookupContainer } from './docker-lookup.js';
+import { presentAt } from './owned-dir.js';
 import type { SecretFiles } from './secret-files.js';
 import type { SecretsInForce } from './secrets-in-force.js';
 
@@ -81,7 +81,7 @@ export class ContainerSecretDirs {
   remove(instance: string, why: string): void {
     this.live.delete(instance);
     try {
-      if (!existsSync(this.files.hostDir(instance))) return;
+      if (!presentAt(this.files.hostDir(instance))) return; // a link counts: it is removed, not followed
       this.files.remove(instance);
       this.log.info('file secrets removed from the host', { instance, why });
     } catch (e) {

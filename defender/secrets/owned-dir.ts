@@ -84,6 +84,19 @@ export function presentAt(path: string): boolean {
   return lstatOrNull(path) !== null;
 }
 
+/**
+ * Makes `path` with a plain mkdir (or takes the one an earlier run made), checks it is the Defender's own and sets
+ * its mode through a descriptor opened without following links, so the mode lands on the directory checked.
+ */
+export function makeOwnDir(path: string, mode: number, what: string): void {
+  try {
+    mkdirSync(path, { mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  setOwnDirMode(path, mode, what);
+}
+
 /** Sets the mode of `path` after checking (again) that it is the Defender's own, through an O_NOFOLLOW descriptor. */
 export function setOwnDirMode(path: string, mode: number, what: string): void {
   const checked = checkOwnDir(path, what);

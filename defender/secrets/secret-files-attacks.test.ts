@@ -1,11 +1,12 @@
 // The secrets base against another local user, on the real filesystem: `nobody` (uid 65534) plants what the
 // review found — a symbolic link at the predictable base name in /dev/shm (before the first file secret, and after
 // the base was released), a directory of their own there, a parent of their own — and the Defender must refuse,
-// naming the path, without mounting, writing, or removing anything through it.
+// naming the path, without mounting, writing, or removing anything through it. Entries planted inside the base (an
+// instance directory that is a link or someone else's, a link at a file's name) must not redirect a write either.
 // Needs root (chown, mount, running commands as nobody); skipped otherwise.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { mountOf, secretFiles } from './secret-files.js';
@@ -143,3 +144,40 @@ describe.skipIf(process.getuid?.() !== 0)('the secrets base against another loca
   });
 });
 
+describe.skipIf(process.getuid?.() !== 0)('entries planted inside the base', () => {
+  test("a symbolic link in place of a container's directory is refused; nothing lands where it points", () => {
+    const base = shmPath('base');
+    const files = secretFiles(base, log);
+    files.write('ef'.repeat(16), []);
+    const eve = attackerDir();
+    symlinkSync(eve, join(base, id));
+    expect(() => files.write(id, secret)).toThrow(`file secrets: a container's secret directory ${base}/${id} is a symbolic link`);
+    expect(everything(eve)).toEqual([]);
+    files.remove(id);
+    expect(() => lstatSync(join(base, id))).toThrow(/ENOENT/);
+    expect(lstatSync(eve).isDirectory()).toBe(true);
+  });
+
+  test("a container's directory owned by another user is refused and left unwritten", () => {
+    const base = shmPath('base');
+    const files = secretFiles(base, log);
+    files.write('ef'.repeat(16), []);
+    mkdirSync(join(base, id), { mode: 0o755 });
+    chownSync(join(base, id), NOBODY, NOBODY);
+    expect(() => files.write(id, secret)).toThrow(`a container's secret directory ${base}/${id} is a directory owned by uid ${NOBODY}`);
+    expect(everything(join(base, id))).toEqual([]);
+  });
+
+  test("a symbolic link at a secret file's name is replaced, never written through", () => {
+    const base = shmPath('base');
+    const files = secretFiles(base, log);
+    files.write(id, []);
+    const eve = attackerDir();
+    writeFileSync(join(eve, 'mine'), 'attacker');
+    symlinkSync(join(eve, 'mine'), join(files.hostDir(id), 'token'));
+    files.write(id, secret);
+    expect(lstatSync(join(files.hostDir(id), 'token')).isFile()).toBe(true);
+    expect(readFileSync(join(files.hostDir(id), 'token'), 'utf8')).toBe(SECRET);
+    expect(readFileSync(join(eve, 'mine'), 'utf8')).toBe('attacker');
+  });
+});

@@ -17,16 +17,20 @@
  *   the base's 0700 does not hide the files from the container.
  * - Files are written whole: a temp file (final mode from the start) inside the container's directory, then a
  *   rename, so a running container sees the old or the new value through its directory mount, never half of one.
+ * - Nothing found in the base redirects a write: a container's directory is made with a plain mkdir and used only
+ *   when it is the Defender's own (a link or another user's directory in its place is refused), its mode is set
+ *   through an O_NOFOLLOW descriptor, temp files are opened O_EXCL|O_NOFOLLOW, and the rename replaces whatever
+ *   has the file's name (a link included) instead of following it.
  * - Instance ids are checked against INSTANCE_ID before they become a path.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FileSecret } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID } from '../../shared/secrets/secret-labels.js';
 import type { Logger } from '../log.js';
-import { checkOwnDir, checkParents, presentAt, setOwnDirMode } from './owned-dir.js';
+import { checkOwnDir, checkParents, makeOwnDir, presentAt, setOwnDirMode } from './owned-dir.js';
 
 const IN_MEMORY_FS = new Set(['tmpfs', 'ramfs']);
 const TMPFS_OPTIONS = 'mode=0700,nosuid,nodev,noexec,size=64m';
@@ -108,7 +112,8 @@ function checkMountedBase(base: string, kind: 'tmpfs' | 'shm'): void {
 
 function writeOne(dir: string, file: FileSecret): void {
   const temp = join(dir, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', file.mode);
+  // O_EXCL and O_NOFOLLOW: a name already there (a link planted to redirect the write) fails the open.
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, file.mode);
   try {
     fchmodSync(fd, file.mode); // the umask must not loosen or tighten the rule's mode
     const bytes = Buffer.from(file.value, 'utf8');
@@ -151,8 +156,7 @@ export function secretFiles(baseDir: string, log: Logger): SecretFiles {
       const dir = instanceDir(base, instance);
       if (kind === null || !presentAt(base)) kind = prepareBase(base, log);
       else checkOwnDir(base, 'the secrets directory');
-      mkdirSync(dir, { mode: 0o755, recursive: true });
-      chmodSync(dir, 0o755);
+      makeOwnDir(dir, 0o755, "a container's secret directory");
       for (const f of files) writeOne(dir, f);
       const wanted = new Set(files.map((f) => f.name));
       for (const name of readdirSync(dir)) if (!wanted.has(name) && !name.startsWith('.')) rmSync(join(dir, name), { force: true });
@@ -161,7 +165,7 @@ export function secretFiles(baseDir: string, log: Logger): SecretFiles {
       const dir = instanceDir(base, instance);
       if (!presentAt(base)) return;
       checkOwnDir(base, 'the secrets directory');
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true }); // a link in its place is removed, not followed
     },
     instances,
     release() {
