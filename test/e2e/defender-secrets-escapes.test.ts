@@ -7,13 +7,23 @@
 // - host settings (Binds, Mounts, PidMode, VolumesFrom) at the top level of a create body without HostConfig:
 //   dockerd before 27 reads them there (moby's ContainerConfigWrapper embeds HostConfig), the checks read only
 //   HostConfig; the docker CLI never sends this form, any raw API client can.
+// - another local user (`nobody`) at the secrets base's predictable name in /dev/shm (sticky, open to all): a link
+//   to a directory of theirs, planted before the Defender's first file secret or after it released the base, took
+//   the tmpfs mount and then the next container's secret files; now the Defender refuses the name until an admin
+//   removes what is there, and nothing lands in their directory.
 // Each attack is shown working against a container without secrets, so the refusal is what stops it. Behind the
 // create checks, a start checks again what dockerd stored (a container made past the Defender, or any body that
 // dockerd reads otherwise than the checks).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { dockerEnvFor } from '../support/console-user-cert.js';
 import { daemonRequest } from '../support/daemon-request.js';
+import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
+import { dockerAs } from '../support/e2e-drivers.js';
 import { pollUntil } from '../support/poll.js';
 import { secretsUnderAttack, tag } from '../support/secrets-under-attack.js';
 import { tarOf } from '../support/tar.js';
@@ -227,4 +237,64 @@ describe('a start checks what dockerd stored for the container', () => {
     const copyable = await startContainer('copyable');
     expect(await runOk(['run', '--rm', '--label', label, '--volumes-from', copyable, s.image, 'cat', '/run/secrets/ok'])).toBe('copy-is-fine');
   });
+});
+
+describe('another local user at the secrets base name (/dev/shm is open to every user)', () => {
+  const NOBODY = 65534;
+  const asNobody = (cmd: string, ...args: string[]): void => void execFileSync(cmd, args, { uid: NOBODY, gid: NOBODY, stdio: 'ignore' });
+  const mountedAt = (path: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
+
+  test.skipIf(process.getuid?.() !== 0)(
+    "nobody's link at the default base name is refused, before the first file secret and after the base was released; the secret never lands in their directory",
+    async () => {
+      // What the reviewer did: predict the default base from the state path, link it to a 0777 directory of nobody's.
+      const stateDir = join(s.work, `second-defender-${tag()}`);
+      const base = `/dev/shm/drawbridge-secrets-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
+      const theirs = `/dev/shm/defender-secrets-escapes-nobody-${tag()}`;
+      asNobody('mkdir', '-m', '0777', theirs);
+      asNobody('ln', '-s', theirs, base);
+      const joinToken = (await s.apiOk<{ token: string }>('POST', '/api/v1/defenders/join-tokens', {}, 201)).token;
+      const consoleOpts = { url: s.consoleProc.url, ca: s.consoleProc.caPem };
+      const start = (token?: string): Promise<DefenderProcess> =>
+        startDefenderProcess({ dockerHost: dockerHost(), hostName: 'dev-esc-b', stateDir, console: token ? { ...consoleOpts, joinToken: token } : consoleOpts });
+      let defender = await start(joinToken);
+      const cli = dockerAs(() => dockerEnvFor(defender.host, s.eveDir, join(s.work, `docker-config-${tag()}`)));
+      const readToken = (): ReturnType<typeof cli.run> => cli.run(['run', '--rm', ...s.labels('billing'), s.image, 'cat', '/run/secrets/token']);
+      const refused = async (): Promise<void> => {
+        // Refused as soon as this Defender has the rules (before, the container runs without secrets).
+        const r = await pollUntil('a create with a file secret to be refused', async () => {
+          const attempt = await readToken();
+          return attempt.stderr.includes('cannot write the secret files for this container') && attempt;
+        }, 30_000, 200);
+        expect(r.stdout).not.toContain(TOKEN);
+        expect(defender.log()).toContain(`the secrets directory ${base} is a symbolic link`);
+        expect(defender.log()).toContain(`Remove it (as root: rm -r ${base})`);
+        expect(readdirSync(theirs, { recursive: true })).toEqual([]);
+        expect(mountedAt(theirs)).toBe(false);
+        expect(lstatSync(base).isSymbolicLink()).toBe(true);
+      };
+      try {
+        await refused();
+        // The admin removes the link: the Defender makes the base itself, and file secrets work.
+        await rm(base);
+        expect((await readToken()).stdout).toBe(TOKEN);
+        const made = lstatSync(base);
+        expect([made.isDirectory(), made.uid, made.mode & 0o777, mountedAt(base)]).toEqual([true, 0, 0o700, true]);
+        // No container has a directory left: the stop releases (unmounts and removes) the base; the name is free.
+        await pollUntil('the --rm containers\' directories to be removed', () => readdirSync(base).length === 0, 10_000, 50);
+        await defender.stop();
+        expect(() => lstatSync(base)).toThrow(/ENOENT/);
+        asNobody('ln', '-s', theirs, base);
+        defender = await start();
+        await refused();
+      } finally {
+        await defender.stop();
+        if (mountedAt(theirs)) execFileSync('umount', [theirs]);
+        if (mountedAt(base)) execFileSync('umount', [base]);
+        await rm(base, { recursive: true, force: true });
+        await rm(theirs, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });
