@@ -21,7 +21,7 @@ export interface ContainerFacts {
   readonly ipcMode: string;
   /** Its HostConfig.PidMode (`host`, `container:<id>`, ''; '' from a list). */
   readonly pidMode: string;
-  /** The containers it shares mounts, processes or environment with, as stored (sharedContainers; none from a list). */
+  /** The containers it shares mounts, processes, network or environment with, as stored (sharedContainers; none from a list). */
   readonly sharedRefs: readonly string[];
 }
 

@@ -2,9 +2,9 @@
  * What the Defender does about secrets to a request the access rules allowed, before it goes to dockerd:
  *
  * - container_create: Drawbridge's marker labels in the request → 400; a container shared with (`--volumes-from`,
- *   `--pid container:`) that carries secrets → 403 unless its rules allow 'copy'; matching secret rules → the body
- *   is rewritten with the secrets (inject-secrets.ts) and, for file secrets, the container's directory is written
- *   first. A value or an in-memory directory that is missing → 503: no container without its secrets.
+ *   `--pid`/`--ipc`/`--network container:`, `--link`) that carries secrets → 403 unless its rules allow 'copy';
+ *   matching secret rules → the body is rewritten with the secrets (inject-secrets.ts) and, for file secrets, the
+ *   container's directory is written first. A value or an in-memory directory that is missing → 503: no container without its secrets.
  * - container_start / container_restart of a marked container with file secrets: its files are written again
  *   with the values in force (they were removed when it stopped).
  * - container_inspect: the answer is redacted (inspect-response.ts).
@@ -216,9 +216,9 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
   /**
    * At start, a second line behind the create checks: what dockerd stored for the container (it may have been made
    * past the Defender, or from a body dockerd read otherwise than the checks did). The host's PID or IPC namespace
-   * (see create) → 403; so is sharing a secret-carrying container (`--pid/--ipc container:`, links, volumes-from)
-   * whose rules do not allow 'copy', and a mount of the secrets base or /proc, save the container's own secret
-   * directory (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
+   * (see create) → 403; so is sharing a secret-carrying container (`--pid/--ipc/--network container:`, links,
+   * volumes-from) whose rules do not allow 'copy', and a mount of the secrets base or /proc, save the container's own
+   * secret directory (`own`) and that of a container it shares with `--volumes-from` whose rules allow 'copy'.
    */
   async function checkStored(container: ContainerFacts, own: string | null): Promise<void> {
     refuseHostNamespaces(container.pidMode, container.ipcMode);

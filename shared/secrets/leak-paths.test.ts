@@ -43,7 +43,11 @@ describe('leak paths', () => {
     [{ hostconfig: { volumesfrom: ['a'], pidmode: 'container:db' } }, ['a', 'db']],
     [{ HostConfig: { PidMode: 'host', IpcMode: 'host' } }, []],
     [{ HostConfig: { IpcMode: 'container:shm-owner' } }, ['shm-owner']],
-    [{ HostConfig: { IpcMode: 'container:', PidMode: 'container:' } }, []],
+    [{ HostConfig: { NetworkMode: 'container:db' } }, ['db']],
+    [{ networkmode: 'container:db' }, ['db']], // top level, no HostConfig: dockerd before 27 reads it there
+    [{ HostConfig: { NetworkMode: 'host' } }, []],
+    [{ HostConfig: { NetworkMode: 'bridge' } }, []],
+    [{ HostConfig: { IpcMode: 'container:', PidMode: 'container:', NetworkMode: 'container:' } }, []],
     [{}, []],
   ])('sharedContainers %j', (body, refs) => expect(sharedContainers(body)).toEqual(refs));
 
@@ -56,11 +60,11 @@ describe('leak paths', () => {
 
 describe('sharing references, pinned', () => {
   const ID = (c: string) => c.repeat(64);
-  test('VolumesFrom, PidMode, IpcMode and Links (any letter case) are found and replaced by the checked ids', () => {
-    const body = { Image: 'x', hostconfig: { volumesfrom: ['a:ro', 'b'], PIDMODE: 'container:c', ipcMode: 'container:f', links: ['/d:alias', 'e'] } };
-    expect(sharedContainers(body)).toEqual(['a', 'b', 'c', 'f', 'd', 'e']);
-    const ids = new Map([['a', ID('1')], ['b', ID('2')], ['c', ID('3')], ['d', ID('4')], ['e', ID('5')], ['f', ID('6')]]);
-    expect(pinSharedContainers(body, ids)).toEqual({ Image: 'x', hostconfig: { volumesfrom: [`${ID('1')}:ro`, ID('2')], PIDMODE: `container:${ID('3')}`, ipcMode: `container:${ID('6')}`, links: [`${ID('4')}:alias`, `${ID('5')}:e`] } });
+  test('VolumesFrom, PidMode, IpcMode, NetworkMode and Links (any letter case) are found and replaced by the checked ids', () => {
+    const body = { Image: 'x', hostconfig: { volumesfrom: ['a:ro', 'b'], PIDMODE: 'container:c', ipcMode: 'container:f', networkMODE: 'container:g', links: ['/d:alias', 'e'] } };
+    expect(sharedContainers(body)).toEqual(['a', 'b', 'c', 'f', 'g', 'd', 'e']);
+    const ids = new Map([['a', ID('1')], ['b', ID('2')], ['c', ID('3')], ['d', ID('4')], ['e', ID('5')], ['f', ID('6')], ['g', ID('7')]]);
+    expect(pinSharedContainers(body, ids)).toEqual({ Image: 'x', hostconfig: { volumesfrom: [`${ID('1')}:ro`, ID('2')], PIDMODE: `container:${ID('3')}`, ipcMode: `container:${ID('6')}`, networkMODE: `container:${ID('7')}`, links: [`${ID('4')}:alias`, `${ID('5')}:e`] } });
     expect(body.hostconfig.volumesfrom).toEqual(['a:ro', 'b']); // the input is not changed
   });
 

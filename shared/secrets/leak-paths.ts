@@ -18,9 +18,10 @@
  *   image and the container's writable layer are the user's to shape. HEAD is refused too: it stats the same path.
  * - A new container that shares a secret-carrying container's mounts (`--volumes-from`, which copies its
  *   /run/secrets bind), IPC (`--ipc container:…`, its /dev/shm and shared memory), processes (`--pid container:…`,
- *   whose /proc/<pid>/root and environ show its files and env) or environment (`--link`, which on the default
- *   bridge copies its env into `<ALIAS>_ENV_<NAME>` variables) is a copy path too: the create is refused unless the
- *   rules allow 'copy'.
+ *   whose /proc/<pid>/root and environ show its files and env), network (`--network container:…`: with NET_RAW, a
+ *   default capability, it sniffs the plaintext credentials the container sends, and it reaches its localhost-only
+ *   and abstract-socket endpoints) or environment (`--link`, which on the default bridge copies its env into
+ *   `<ALIAS>_ENV_<NAME>` variables) is a copy path too: the create is refused unless the rules allow 'copy'.
  * - The shared references are then pinned to the full ids that were checked (pinSharedContainers), so a rename
  *   between the check and dockerd's create cannot swap in another container (pin-container.ts).
  * - `--pid host` shows every process on the host, so every container's /proc/<pid>/environ and
@@ -80,11 +81,14 @@ function parseLink(spec: string): { name: string; alias: string } {
   return { name: clean(name), alias: clean(alias ?? name) };
 }
 
+/** The namespace modes of HostConfig that name another container as `container:<name|id>`. */
+const SHARED_NAMESPACE_MODES = ['PidMode', 'IpcMode', 'NetworkMode'] as const;
+
 /**
- * Every container reference of a create body that shares another container's mounts, processes or environment:
- * `VolumesFrom` (`name[:ro|rw]`), `PidMode` and `IpcMode` `container:name` (IPC: its /dev/shm and shared memory),
- * `Links` (`name[:alias]`). `rewrite` (see
- * pinSharedContainers) replaces each reference in a copy of the body; without it the body is only read.
+ * Every container reference of a create body that shares another container's mounts, processes, network or
+ * environment: `VolumesFrom` (`name[:ro|rw]`), `PidMode`, `IpcMode` and `NetworkMode` `container:name` (IPC: its
+ * /dev/shm and shared memory; network: its traffic and loopback), `Links` (`name[:alias]`). `visit` gives what
+ * each reference becomes in the returned copy (see pinSharedContainers); the body itself is never changed.
  */
 function visitShared(createBody: JsonObject, visit: (ref: string) => string): JsonObject {
   const hs = hostSettingsOf(createBody);
@@ -99,7 +103,7 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
       return colon < 0 ? visit(f) : `${visit(f.slice(0, colon))}${f.slice(colon)}`;
     });
   }
-  for (const mode of ['PidMode', 'IpcMode']) {
+  for (const mode of SHARED_NAMESPACE_MODES) {
     const key = fieldKey(hostConfig, mode, hs.where);
     const value = key === null ? undefined : hostConfig[key];
     // `container:` alone names nothing: dockerd refuses it, nothing to look up.
@@ -115,7 +119,7 @@ function visitShared(createBody: JsonObject, visit: (ref: string) => string): Js
   return withHostSettings(createBody, hs, hostConfig);
 }
 
-/** Containers a create body shares mounts, processes or environment with (see visitShared). */
+/** Containers a create body shares mounts, processes, network or environment with (see visitShared). */
 export function sharedContainers(createBody: unknown): string[] {
   if (!isJsonObject(createBody)) return [];
   const out: string[] = [];

@@ -11,6 +11,8 @@
 //   to a directory of theirs, planted before the Defender's first file secret or after it released the base, took
 //   the tmpfs mount and then the next container's secret files; now the Defender refuses the name until an admin
 //   removes what is there, and nothing lands in their directory.
+// - `--network container:` of a secret-carrying container: its network namespace, where NET_RAW (a default
+//   capability) sniffs the credentials it sends and its localhost-only endpoints answer.
 // Each attack is shown working against a container without secrets, so the refusal is what stops it. Behind the
 // create checks, a start checks again what dockerd stored (a container made past the Defender, or any body that
 // dockerd reads otherwise than the checks).
@@ -69,6 +71,26 @@ describe("the host's IPC namespace (its /dev/shm holds the secrets base)", () =>
     const owner = await startContainer('plain', ['--ipc', 'shareable']);
     const sharer = await startContainer('plain', ['--ipc', `container:${owner}`]);
     expect((await inspectDirect(sharer)).HostConfig.IpcMode).toBe(`container:${(await inspectDirect(owner)).Id}`);
+  });
+});
+
+describe("the network namespace of a secret-carrying container (--network container:)", () => {
+  const netns = ['readlink', '/proc/self/ns/net'];
+
+  test('is a copy path, like --pid and --ipc container:', async () => {
+    const secret = await startContainer('billing');
+    const r = await run(['run', '--rm', '--label', label, '--network', `container:${secret}`, s.image, ...netns]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied: '${secret}' carries secrets injected by secret rule 'db-env', 'token-all', which does not allow 'copy'`);
+  });
+
+  test("of a container without secrets it works: the same namespace, pinned to the id that was checked", async () => {
+    const owner = await startContainer('plain');
+    const sharer = await startContainer('plain', ['--network', `container:${owner}`], ['sh', '-c', 'readlink /proc/self/ns/net; sleep 600']);
+    await pollUntil('the sharer to print its namespace', async () => (await runOk(['logs', sharer])) !== '', 10_000, 100);
+    expect(await runOk(['logs', sharer])).toBe(await runOk(['exec', owner, ...netns]));
+    expect((await inspectDirect(sharer)).HostConfig.NetworkMode).toBe(`container:${(await inspectDirect(owner)).Id}`);
   });
 });
 
@@ -171,11 +193,13 @@ describe('host settings at the top level of a create body (dockerd reads them wh
     expect(r.text).toContain(message);
   });
 
-  test("VolumesFrom a secret-carrying container is refused (copy path); of a plain one it works, pinned", async () => {
+  test("VolumesFrom or NetworkMode container: of a secret-carrying container is refused (copy path); of a plain one it works, pinned", async () => {
     const secret = await startContainer('billing');
-    const refused = await createRaw('plain', ['cat', '/run/secrets/token'], { VolumesFrom: [secret] });
-    expect(refused.status, refused.text).toBe(403);
-    expect(refused.text).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+    for (const fields of [{ VolumesFrom: [secret] }, { NetworkMode: `container:${secret}` }]) {
+      const refused = await createRaw('plain', ['cat', '/run/secrets/token'], fields);
+      expect(refused.status, refused.text).toBe(403);
+      expect(refused.text).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
+    }
     const plain = await startContainer('plain');
     const shared = await createRaw('plain', ['true'], { VolumesFrom: [plain] });
     expect(shared.status, shared.text).toBe(201);
@@ -219,9 +243,9 @@ describe('a start checks what dockerd stored for the container', () => {
     expect((await inspectDirect(name)).State.Running).toBe(false);
   });
 
-  test("one made past the Defender sharing a secret-carrying container's processes or IPC cannot be started through it", async () => {
+  test("one made past the Defender sharing a secret-carrying container's processes, IPC or network cannot be started through it", async () => {
     const secret = (await inspectDirect(await startContainer('billing', ['--ipc', 'shareable']))).Id as string;
-    for (const hostConfig of [{ PidMode: `container:${secret}` }, { IpcMode: `container:${secret}` }]) {
+    for (const hostConfig of [{ PidMode: `container:${secret}` }, { IpcMode: `container:${secret}` }, { NetworkMode: `container:${secret}` }]) {
       const name = await createPast(hostConfig);
       const start = await run(['start', name]);
       expect(start.code).not.toBe(0);
@@ -230,12 +254,14 @@ describe('a start checks what dockerd stored for the container', () => {
     }
   });
 
-  test("one sharing a secret-carrying container's mounts (--volumes-from) starts when that one's rules allow copy", async () => {
+  test("one sharing a secret-carrying container's mounts (--volumes-from) or network starts when that one's rules allow copy", async () => {
     await s.apiOk('PUT', '/api/v1/secret-stores/local/values', { path: 'copy/ok', value: 'copy-is-fine' });
     await s.apiOk('POST', '/api/v1/secret-rules', { name: 'copyable', mode: 'file', secrets: [{ name: 'ok', store: 'local', path: 'copy/ok' }], scope: { labels: ['app=copyable'] }, allow: ['copy'] }, 201);
     await pollUntil('the copyable rule to reach the Defender', async () => (await run(['run', '--rm', ...s.labels('copyable'), s.image, 'cat', '/run/secrets/ok'])).stdout === 'copy-is-fine', 30_000, 200);
     const copyable = await startContainer('copyable');
     expect(await runOk(['run', '--rm', '--label', label, '--volumes-from', copyable, s.image, 'cat', '/run/secrets/ok'])).toBe('copy-is-fine');
+    const netns = await runOk(['exec', copyable, 'readlink', '/proc/self/ns/net']);
+    expect(await runOk(['run', '--rm', '--label', label, '--network', `container:${copyable}`, s.image, 'readlink', '/proc/self/ns/net'])).toBe(netns);
   });
 });
 
