@@ -26,6 +26,8 @@
  *   with `default-ipc-mode: host`), and any create body dockerd read otherwise than the checks did.
  * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
  *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
+ * - service_create and service_update: Drawbridge's marker labels in `TaskTemplate.ContainerSpec.Labels` → 400, as
+ *   at container_create (swarmkit puts them on every task container).
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
  *   value. Exec is not touched: access rules govern it (`docker exec … printenv` shows env secrets).
  */
@@ -40,7 +42,7 @@ import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-js
 import { hostMountSources, refuseSecretsBaseMounts, secretsPathReached, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
 import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pidModeOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
 import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
-import { INSTANCE_ID, readMarkers, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
+import { INSTANCE_ID, readMarkers, refuseForgedServiceLabels, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
 import { secretErrors } from '../../shared/secrets/secret-errors.js';
 import type { AuditEventWire } from '../../shared/wire/defender-console.js';
@@ -285,7 +287,9 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
     refuseDuplicateKeys(text);
-    refuseBaseMounts(serviceMountSources(JSON.parse(text)));
+    const spec: unknown = JSON.parse(text);
+    refuseForgedServiceLabels(spec); // swarmkit puts them on the task containers, which it creates past the Defender
+    refuseBaseMounts(serviceMountSources(spec));
     return null;
   }
 

@@ -6,9 +6,13 @@
  *   `instance` (random id of the container's secret directory on the host), `allow` (leak paths every applied
  *   rule allows).
  * - Only the Defender sets them: a create request that sets any `io.drawbridge.*` label itself is refused, or a
- *   user could forge or strip markers (and with them the redaction and the leak-path checks).
+ *   user could forge or strip markers (and with them the redaction and the leak-path checks). So is a swarm service
+ *   create or update whose `TaskTemplate.ContainerSpec.Labels` set one: swarmkit puts those labels on every task
+ *   container it creates, past the Defender. (The service's own `Labels` and a mount's volume labels stay on the
+ *   service and the volume; the Defender reads neither.)
  * - Lists are comma-separated: rule names, env names and file names cannot contain a comma (secret-rules.ts).
  */
+import { fieldValue, isJsonObject } from './go-json-fields.js';
 import { LEAK_PATHS, type LeakPath } from './secret-rules.js';
 import { secretErrors } from './secret-errors.js';
 
@@ -71,4 +75,16 @@ export function refuseForgedLabels(labels: unknown): void {
   if (forged.length) {
     throw secretErrors.forged_marker(`[Drawbridge] labels starting with '${DRAWBRIDGE_LABEL_PREFIX}' are reserved for the Drawbridge Defender; remove ${forged.map((k) => `'${k}'`).join(', ')}`);
   }
+}
+
+/**
+ * Refuses (400) a swarm service spec (`POST /services/create`, `/services/{id}/update`) whose task containers would
+ * carry Drawbridge's labels: `TaskTemplate.ContainerSpec.Labels`, read as dockerd decodes the spec (any letter case;
+ * a field given twice under two spellings → 400).
+ */
+export function refuseForgedServiceLabels(serviceSpec: unknown): void {
+  if (!isJsonObject(serviceSpec)) return;
+  const task = fieldValue(serviceSpec, 'TaskTemplate', '');
+  const spec = isJsonObject(task) ? fieldValue(task, 'ContainerSpec', 'TaskTemplate.') : undefined;
+  if (isJsonObject(spec)) refuseForgedLabels(fieldValue(spec, 'Labels', 'TaskTemplate.ContainerSpec.'));
 }

@@ -7,7 +7,9 @@
 //   `docker volume create`);
 // - `--link` to a secret-carrying container (its env is copied into the linking container on the default bridge);
 // - an image carrying Drawbridge's marker labels, whose containers made the Defender overwrite or remove another
-//   container's secret directory.
+//   container's secret directory;
+// - a swarm service whose container labels (TaskTemplate.ContainerSpec.Labels) are Drawbridge's markers: swarmkit
+//   puts them on the task containers it creates, past the Defender.
 // What held without a change is checked too (path tricks on leak routes, case-variant fields).
 import { existsSync } from 'node:fs';
 import { readdir, readFile, symlink } from 'node:fs/promises';
@@ -201,6 +203,34 @@ describe('forged markers in an image', () => {
       expect(await runOk(['exec', victim, 'cat', '/run/secrets/token'])).toBe(TOKEN);
     } finally {
       await daemonRequest(dockerHost(), 'DELETE', `/images/${forgedImage}?force=1`);
+    }
+  });
+});
+
+describe('forged markers in a swarm service spec (swarmkit labels its task containers with them)', () => {
+  // This dockerd is no swarm manager: a spec that reaches it is answered 503, so a 400 naming the labels is the
+  // Defender's refusal, before dockerd sees the request.
+  const spec = (labels: Record<string, string>, field = 'Labels') => JSON.stringify({ Name: `dbatk-svc-${tag()}`, TaskTemplate: { ContainerSpec: { Image: s.image, Args: ['sleep', '600'], [field]: labels } } });
+
+  test('docker service create --container-label io.drawbridge.* is refused, as docker run --label is', async () => {
+    const r = await run(['service', 'create', '--name', `dbatk-svc-${tag()}`, '--container-label', 'io.drawbridge.secrets.rules=db-env', '--container-label', 'io.drawbridge.secrets.allow=copy', s.image, 'sleep', '600']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("labels starting with 'io.drawbridge.' are reserved for the Drawbridge Defender; remove 'io.drawbridge.secrets.");
+    for (const key of ['io.drawbridge.secrets.rules', 'io.drawbridge.secrets.allow']) expect(r.stderr).toContain(`'${key}'`); // in the CLI's order
+    const container = await run(['run', '--rm', '--label', label, '--label', 'io.drawbridge.secrets.rules=db-env', s.image, 'true']);
+    expect(container.stderr).toContain("labels starting with 'io.drawbridge.' are reserved for the Drawbridge Defender");
+  });
+
+  test('service create and update with the markers in ContainerSpec.Labels (any letter case) are refused (400); without them they reach dockerd', async () => {
+    for (const [method, target] of [['POST', '/v1.41/services/create'], ['POST', '/v1.41/services/dbatk-svc/update?version=1']] as const) {
+      for (const body of [spec({ 'io.drawbridge.secrets.rules': 'db-env' }), spec({ 'io.drawbridge.secrets.allow': 'copy' }, 'labels')]) {
+        const r = await rawOnce(method, target, {}, body);
+        expect(r.status, `${target}: ${r.text}`).toBe(400);
+        expect(r.text).toContain("labels starting with 'io.drawbridge.' are reserved for the Drawbridge Defender");
+      }
+      const plain = await rawOnce(method, target, {}, spec({ app: 'billing' }));
+      expect(plain.status, `${target}: ${plain.text}`).toBe(503);
+      expect(plain.text).toContain('swarm');
     }
   });
 });
