@@ -26,6 +26,8 @@
  *   with `default-ipc-mode: host`), and any create body dockerd read otherwise than the checks did.
  * - container_create, volume_create, service_create and service_update: a host path that is the secrets base,
  *   inside it or above it, or /proc → 403 (host-mounts.ts), compared as written and with symlinks resolved here.
+ * - image_build with `networkmode=container:X` (the classic builder's RUN containers join X's network namespace): X is
+ *   decided and pinned like a create's shared container.
  * - service_create and service_update: Drawbridge's marker labels in `TaskTemplate.ContainerSpec.Labels` → 400, as
  *   at container_create (swarmkit puts them on every task container).
  * - Audit lines of requests that injected or were decided here carry the secret rule and secret names, never a
@@ -41,7 +43,7 @@ import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
 import { hostMountSources, refuseSecretsBaseMounts, secretsPathReached, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
 import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pidModeOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
-import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
+import { FULL_ID, pinContainerTarget, pinQueryParam } from '../../shared/secrets/pin-container.js';
 import { INSTANCE_ID, readMarkers, refuseForgedServiceLabels, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
 import { secretErrors } from '../../shared/secrets/secret-errors.js';
@@ -283,6 +285,23 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
     return { url: pinContainerTarget(c, url, container.id), ...(d.rules.length ? { audit: { rules: [...d.rules], names: [] } } : {}) };
   }
 
+  /**
+   * The classic builder runs each RUN step in a container dockerd creates by itself, with the build's `networkmode`
+   * as its NetworkMode: `docker build --network container:X` shares X's network namespace as `docker run --network
+   * container:X` does, so X is decided like a create's shared container and the query pinned to its id. (BuildKit
+   * refuses every mode but host, none and default.)
+   */
+  async function build(url: string): Promise<SecretsStep | null> {
+    const mode = queryParam(url, 'networkmode'); // the first, as Go's r.FormValue
+    if (!mode.startsWith('container:') || mode === 'container:') return null;
+    const ref = mode.slice('container:'.length);
+    const container = await lookupExisting(ref);
+    checkShared(ref, container, '');
+    if (!FULL_ID.test(container.id)) throw secretErrors.secret_unavailable('[Drawbridge] dockerd did not give a container id for this container; try again');
+    const q = url.indexOf('?');
+    return { url: `${url.slice(0, q)}?${pinQueryParam(url.slice(q + 1), 'networkmode', `container:${container.id}`)}` };
+  }
+
   function serviceSpec(body: Buffer | null): null {
     if (body === null || body.length === 0) return null;
     const text = body.toString('utf8');
@@ -314,6 +333,8 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
         return volumeCreate(body);
       case 'container_top':
         return top(c, url);
+      case 'image_build':
+        return build(url);
       case 'service_create':
       case 'service_update':
         return serviceSpec(body);

@@ -26,6 +26,7 @@ import { dockerEnvFor } from '../support/console-user-cert.js';
 import { daemonRequest } from '../support/daemon-request.js';
 import { startDefenderProcess, type DefenderProcess } from '../support/defender-process.js';
 import { dockerAs } from '../support/e2e-drivers.js';
+import { docker } from '../support/docker-cli.js';
 import { pollUntil } from '../support/poll.js';
 import { secretsUnderAttack, tag } from '../support/secrets-under-attack.js';
 import { tarOf } from '../support/tar.js';
@@ -91,6 +92,23 @@ describe("the network namespace of a secret-carrying container (--network contai
     await pollUntil('the sharer to print its namespace', async () => (await runOk(['logs', sharer])) !== '', 10_000, 100);
     expect(await runOk(['logs', sharer])).toBe(await runOk(['exec', owner, ...netns]));
     expect((await inspectDirect(sharer)).HostConfig.NetworkMode).toBe(`container:${(await inspectDirect(owner)).Id}`);
+  });
+
+  test("docker build --network container: (the classic builder's RUN containers join it) is decided the same way", async () => {
+    const ctx = join(s.work, `build-netns-${tag()}`);
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'Dockerfile'), `FROM ${s.image}\nRUN echo "netns $(readlink /proc/self/ns/net)"\n`);
+    const env = { ...dockerEnvFor(s.defender.host, s.eveDir, join(s.work, 'docker-config')), DOCKER_BUILDKIT: '0' };
+    const build = (of: string) => docker(['build', '--no-cache', '--rm', '--network', `container:${of}`, '--label', label, ctx], { env });
+    const plain = await startContainer('plain');
+    const works = await build(plain);
+    expect(works.code, works.stderr).toBe(0);
+    expect(works.stdout).toContain(`netns ${(await runOk(['exec', plain, ...netns])).trim()}`); // the attack, on a plain container
+    const secret = await startContainer('billing');
+    const refused = await build(secret);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout).not.toContain('netns');
+    expect(refused.stderr).toContain(`a container sharing the mounts or processes of '${secret}' is denied`);
   });
 });
 
