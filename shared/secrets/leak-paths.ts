@@ -150,21 +150,50 @@ export function decideSharing(ref: string, labels: unknown): LeakDecision {
   };
 }
 
-/** Options of ps that take the next word as their value (a format or a list), for psShowsEnvironment. */
-const PS_VALUE_OPTIONS = new Set(['-o', '-O', 'o', 'O', '--format', '-p', 'p', '-q', 'q', '-C', '-G', '-g', '-U', 'U', '-u', '-s', '-t', 't', '--sort', 'k']);
+/*
+ * `docker top` runs the host's ps (procps) with the client's `ps_args` split on spaces, and ps has two grammars:
+ * UNIX (`-e`: every process) and BSD (`e`: print each process's environment after its command). When procps cannot
+ * parse a line as UNIX options it parses the WHOLE line again as BSD, dashes ignored: `-e -x`, `-ex`, `-e -t`
+ * all print the environment. So the check below never tries to mirror procps; it accepts a small grammar in
+ * which no word can become BSD `e`, and treats everything else as showing the environment:
+ * - empty (dockerd runs `-ef`);
+ * - `--forest` anywhere (a GNU option without a value, read the same in both grammars);
+ * - a line of one word from PS_E_LINES (UNIX `-e` forms that procps parses as UNIX), or `-e -o <format>`, or
+ *   `-eo <format>` (not `-ef -o …`: two format options conflict, and the BSD retry prints the environment);
+ * - otherwise words without the letter `e`, where a format list (which may hold `e`: `user`, `etime`) is
+ *   skipped only right after `-o`/`-O`/`o`/`O`/`--format` or a flag word ending in o/O (`axo`), and only
+ *   while every earlier word is a flag that takes no value in either grammar (after `-t`, `-u`, `-s`… the next
+ *   word could be read as their value in one grammar and as options in the other), and `--format=<format>`.
+ */
+const PS_E_LINES = new Set(['-e', '-ef', '-eF', '-el', '-elf', '-ely', '-eLf', '-efL', '-eH', '-efH']);
+/** Flag words whose letters take no value in either grammar (no `e`, no o/O/p/t/u/s/g/G/C/U/k/q). */
+const PS_FLAGS = /^-?[afxwjlLHyTcmrSvXZnh]+$/;
+const PS_FORMAT_OPTIONS = new Set(['-o', '-O', 'o', 'O', '--format']);
+/** A format list (keywords, `key=HEADER`); never a word that starts like an option. */
+const PS_FORMAT = /^[A-Za-z0-9_%][A-Za-z0-9_,:=%+-]*$/;
 
-/** Whether the `ps_args` of `docker top` (dockerd splits them on spaces) could print processes' environment. */
+/** Whether the `ps_args` of `docker top` could print processes' environment (see above). */
 export function psShowsEnvironment(psArgs: string): boolean {
-  const words = psArgs.split(' ').filter((w) => w !== '');
+  // `--forest` (a GNU option) takes no value and reads the same in both grammars.
+  const words = psArgs.split(' ').filter((w) => w !== '' && w !== '--forest');
+  if (words.length === 0) return false;
+  const first = words[0]!;
+  const rest = words.slice(1);
+  if (PS_E_LINES.has(first)) return !(rest.length === 0 || (first === '-e' && rest.length === 2 && rest[0] === '-o' && PS_FORMAT.test(rest[1]!)));
+  if (first === '-eo') return !(rest.length === 1 && PS_FORMAT.test(rest[0]!));
+  let flagsOnly = true; // every word so far takes no value in either grammar
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
-    if (PS_VALUE_OPTIONS.has(w)) {
-      i++; // its value is a list of names, never an option
+    const takesFormat = PS_FORMAT_OPTIONS.has(w) || (/[oO]$/.test(w) && PS_FLAGS.test(w.slice(0, -1)));
+    if (takesFormat && flagsOnly) {
+      const format = words[i + 1];
+      if (format === undefined || !PS_FORMAT.test(format)) return true;
+      i++;
       continue;
     }
-    if (w.startsWith('--')) {
-      if (!/^--(forest|format=[a-z0-9,:=%_-]*)$/.test(w)) return true;
-    } else if (!w.startsWith('-') && w.includes('e')) return true;
+    if (w.startsWith('--format=') && PS_FORMAT.test(w.slice('--format='.length))) continue;
+    if (w.startsWith('--') || w.includes('e')) return true;
+    if (!PS_FLAGS.test(w)) flagsOnly = false;
   }
   return false;
 }
@@ -176,7 +205,7 @@ export function decideTop(psArgs: string, labels: unknown): LeakDecision {
   if (markers.allow.includes('copy')) return { allowed: true, rules: markers.rules };
   return {
     allowed: false,
-    message: `[Drawbridge] docker top with ps options that can show the environment ('${psArgs}') is denied: the container carries env secrets injected by secret rule ${markers.rules.map((r) => `'${r}'`).join(', ')}; use options without 'e' (e.g. -ef or aux)`,
+    message: `[Drawbridge] docker top with ps options that can show the environment ('${psArgs}') is denied: the container carries env secrets injected by secret rule ${markers.rules.map((r) => `'${r}'`).join(', ')}; use -ef, aux, or -o/-eo with a format list (e.g. -eo pid,user,args)`,
   };
 }
 

@@ -254,13 +254,23 @@ describe('parser differentials and process views', () => {
     }
   });
 
-  test('docker top with ps "e" (environment) of a container with env secrets is refused; plain ps arguments work', async () => {
+  test('docker top with ps options that can print the environment is refused for a container with env secrets; the allowed ones never print it', async () => {
     const secret = await startContainer('billing');
-    for (const args of [['aux', 'e'], ['auxe'], ['-ef', 'e'], ['-o', 'pid,args', 'e']]) {
-      const r = await run(['top', secret, ...args]);
-      expect(r.stdout, args.join(' ')).not.toContain(DB_PASSWORD);
-      expect(r.stderr, args.join(' ')).toContain('docker top');
+    // BSD `e`, and UNIX `-e` in lines procps re-reads as BSD because one word is not a UNIX option
+    const refused = ['aux e', 'auxe', '-ef e', '-o pid,args e', '-ex', '-e -x', '-x -e', '-aex', '-ewx', '-eaux', '-e -t', '-ef -x', '-ef -o pid,args', '-t -o e'];
+    for (const args of refused) {
+      const r = await run(['top', secret, ...args.split(' ')]);
+      expect(r.stdout, args).not.toContain(DB_PASSWORD);
+      expect(r.stderr, args).toContain('docker top with ps options that can show the environment');
     }
+    // What is let through runs the host's real ps: none of it may print the environment.
+    const allowed = ['-ef', 'aux', '-eo pid,user,args', '-e -o pid,user,args', '-o pid,user,etime,args', 'axo pid,user,args', '--forest -ef', '-eLf', '-elf', '-eF', '-f -o pid,args', '-x'];
+    for (const args of allowed) {
+      const r = await run(['top', secret, ...args.split(' ')]);
+      expect(r.stderr, args).not.toContain('docker top with ps options');
+      expect(r.stdout + r.stderr, args).not.toContain(DB_PASSWORD);
+    }
+    expect(await runOk(['top', secret, '-eo', 'pid,user,args'])).toContain('sleep 600');
     expect(await runOk(['top', secret, '-ef'])).toContain('sleep 600');
     expect(await runOk(['top', secret])).toContain('sleep 600');
   });
