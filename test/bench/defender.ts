@@ -1,7 +1,8 @@
 /**
  * `npm run bench:defender [-- options]`: the Defender against HAProxy (the same mTLS + keep-alive job without the
  * access control) and against dockerd's UNIX socket directly, in one run on this machine. Prints figures, ratios
- * and the targets; asserts nothing.
+ * and the targets; asserts nothing. A second yardstick, a Node TLS pipe with no HTTP work (node-tls-pipe.ts),
+ * shows in the same run how close to HAProxy and to direct any Node proxy can come here.
  *
  * 1. keep-alive mTLS `GET /_ping` and `GET /v1.41/containers/json` (10 containers): req/s, p50/p99, from a
  *    separate load-generator process (load-client.ts), the same one for every target; rounds rotate the order.
@@ -12,7 +13,7 @@
  * Options: --rounds 3 --duration 5 --warmup 1 --connections 16 --ps-runs 20 --archive-mib 1024 --upload-mib 1024
  *          --logs-mib 256 --haproxy-threads 1 --skip rps,ps,stream
  *          --profile DIR (CPU profile of the Defender, written at its exit)
- * Everything (dockerd, Defender, HAProxy, containers, temp dirs) is removed at the end, on error and on Ctrl-C.
+ * Everything (dockerd, Defender, HAProxy, the pipe, containers, temp dirs) is removed at the end, on error and on Ctrl-C.
  */
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ import { dockerCliEnv, startDockerd } from '../support/dockerd.js';
 import { buildTestImage } from '../support/test-image.js';
 import * as fx from './fixtures.js';
 import { haproxyVersion, startHaproxy } from './haproxy.js';
+import { startNodeTlsPipe } from './node-tls-pipe.js';
 import { runJob, type RpsResult, type StreamResult, type Target } from './load-client.js';
 import { fmt, median, processCpuMs, ratioRows, table, type RatioCheck } from './report.js';
 import { cleanup, onCleanup } from './cleanups.js';
@@ -56,6 +58,7 @@ interface Bench {
 }
 
 const progress = (s: string): void => console.log(`bench: ${s}`);
+const NODE_PIPE = 'Node TLS pipe (no HTTP)';
 const rotate = <T>(list: readonly T[], n: number): T[] => list.map((_, i) => list[(i + n) % list.length]!);
 
 async function main(): Promise<void> {
@@ -89,14 +92,19 @@ async function main(): Promise<void> {
   ];
   const env: Record<string, NodeJS.ProcessEnv> = { 'direct (unix, plain HTTP)': direct, Defender: defender.dockerEnv(certs) };
 
+  const server = join(defender.dir, 'server');
   const haVersion = haproxyVersion();
   if (haVersion) {
-    const server = join(defender.dir, 'server');
     const ha = await startHaproxy({ dir: work, dockerSocket: daemon.socketPath, cert: join(server, 'cert.pem'), key: join(server, 'key.pem'), ca: join(server, 'ca.pem'), threads: HAPROXY_THREADS });
     onCleanup(() => ha.stop());
     benches.splice(1, 0, { name: 'HAProxy', target: { kind: 'tls', port: ha.port, ca: cert('ca.pem'), cert: cert('cert.pem'), key: cert('key.pem') }, pid: ha.pid });
     env.HAProxy = { ...env.Defender, DOCKER_HOST: `tcp://127.0.0.1:${ha.port}` };
   } else progress('haproxy is not installed: HAProxy rows are skipped (apt-get install haproxy)');
+  // The ceiling of any Node proxy here: TLS and a byte pipe, none of the Defender's work (node-tls-pipe.ts).
+  const pipe = await startNodeTlsPipe({ dockerSocket: daemon.socketPath, cert: join(server, 'cert.pem'), key: join(server, 'key.pem'), ca: join(server, 'ca.pem') });
+  onCleanup(() => pipe.stop());
+  benches.push({ name: NODE_PIPE, target: { kind: 'tls', port: pipe.port, ca: cert('ca.pem'), cert: cert('cert.pem'), key: cert('key.pem') }, pid: pipe.pid });
+  env[NODE_PIPE] = { ...env.Defender, DOCKER_HOST: `tcp://127.0.0.1:${pipe.port}` };
 
   // Sanity: every target answers 200 before anything is measured.
   const tlsOf: Record<string, string> = {};
@@ -146,6 +154,7 @@ async function main(): Promise<void> {
       if (haVersion) {
         checks.push({ what: `GET ${path} req/s  Defender / HAProxy`, value: med(path, 'Defender', (r) => r.rps) / med(path, 'HAProxy', (r) => r.rps), op: '>=', target: 0.9 });
         checks.push({ what: `GET ${path} p99    Defender / HAProxy`, value: med(path, 'Defender', (r) => r.p99Ms) / med(path, 'HAProxy', (r) => r.p99Ms), op: '<=', target: 1.2 });
+        checks.push({ what: `GET ${path} req/s  Node TLS pipe / HAProxy (reference)`, value: med(path, NODE_PIPE, (r) => r.rps) / med(path, 'HAProxy', (r) => r.rps), op: '>=', target: 0.9 });
       }
     }
     out.push('', `Keep-alive requests: ${CONNECTIONS} connections, one request in flight each; ${opt.warmup} s warm-up + ${opt.duration} s; median of ${ROUNDS} rounds (req/s of each round shown)`);
@@ -203,7 +212,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    if (failed.some((f) => !f.includes('via HAProxy'))) process.exitCode = 1; // the reference may fail; the Defender may not
+    if (failed.some((f) => f.includes('via Defender') || f.includes('via direct'))) process.exitCode = 1; // a yardstick proxy may fail; the Defender and direct may not
     const rows: string[][] = [];
     const mbps = (s: string, name: string): number => median(results.get(`${s}\u0000${name}`)!.map((r) => r.mbPerS));
     for (const s of streams) {
@@ -213,6 +222,7 @@ async function main(): Promise<void> {
         rows.push([`  ${b.name}`, fmt(mbps(s.name, b.name)), rs.map((r) => fmt(r.mbPerS)).join(' / '), fmt(median(rs.map((r) => r.bytes)) / 1e6), fmt(median(rs.map((r) => r.proxyS)), 2)]);
       }
       checks.push({ what: `${s.name.split(' ')[0]} stream MB/s  Defender / direct`, value: mbps(s.name, 'Defender') / mbps(s.name, benches[0]!.name), op: '>=', target: 0.9 });
+      checks.push({ what: `${s.name.split(' ')[0]} stream MB/s  Node TLS pipe / direct (reference)`, value: mbps(s.name, NODE_PIPE) / mbps(s.name, benches[0]!.name), op: '>=', target: 0.9 });
       if (haVersion) checks.push({ what: `${s.name.split(' ')[0]} stream MB/s  HAProxy / direct (reference)`, value: mbps(s.name, 'HAProxy') / mbps(s.name, benches[0]!.name), op: '>=', target: 0.9 });
     }
     out.push('', `Streams: one connection, body counted and discarded (upload: sent from memory); median of ${ROUNDS} rounds`);
