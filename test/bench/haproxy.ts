@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stoppable } from './child-process.js';
 
 export interface HaproxyOptions {
   /** A directory for its config, PEM bundle and output. */
@@ -93,23 +94,10 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<Haproxy> {
   } finally {
     closeSync(fd);
   }
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  child.on('error', () => (exited = true));
-  const killOnExit = (): void => {
-    if (!exited) child.kill('SIGKILL');
-  };
-  process.on('exit', killOnExit);
-  const stop = async (): Promise<void> => {
-    process.off('exit', killOnExit);
-    if (exited) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await Promise.race([gone, sleep(5_000).then(() => child.kill('SIGKILL'))]);
-  };
+  const { exited, stop } = stoppable(child);
   const deadline = Date.now() + 10_000;
   while (!(await accepts(port))) {
-    if (exited || Date.now() > deadline) {
+    if (exited() || Date.now() > deadline) {
       await stop();
       throw new Error(`HAProxy did not start:\n${await readFile(outFile, 'utf8').catch(() => '')}`);
     }

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { stoppable } from './child-process.js';
 
 export interface NodeTlsPipeOptions {
   readonly dockerSocket: string;
@@ -54,19 +54,7 @@ function serve(opts: NodeTlsPipeOptions): void {
 
 export async function startNodeTlsPipe(opts: NodeTlsPipeOptions): Promise<NodeTlsPipe> {
   const child: ChildProcess = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const killOnExit = (): void => {
-    if (!exited) child.kill('SIGKILL');
-  };
-  process.on('exit', killOnExit);
-  const stop = async (): Promise<void> => {
-    process.off('exit', killOnExit);
-    if (exited) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await Promise.race([gone, sleep(5_000).then(() => child.kill('SIGKILL'))]);
-  };
+  const { stop } = stoppable(child);
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('the Node TLS pipe did not start in 10 s')), 10_000);
