@@ -22,6 +22,7 @@ const CASES: [string, string, unknown, Record<string, unknown>, Record<string, u
   ['aws-ssm', 'endpoint', 'https://evil.test', aws, { ...aws, secretAccessKey: 'aws-secret-2', sessionToken: undefined }],
   ['azure-key-vault', 'authorityHost', 'https://evil.test', { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c', clientSecret: 's' }, { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c' }],
   ['azure-key-vault', 'vaultUrl', 'https://evil.test', { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c', clientSecret: 's' }, { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c' }],
+  ['azure-key-vault', 'disableChallengeResourceVerification', true, { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c', clientSecret: 's' }, { vaultUrl: 'https://v.vault.azure.net', tenantId: 't', clientId: 'c' }],
   ['gcp-secret-manager', 'tokenUrl', 'https://evil.test/token', { projectId: 'p', clientEmail: 'sa@p.iam.gserviceaccount.com', privateKey: KEY }, { projectId: 'p', clientEmail: 'sa@p.iam.gserviceaccount.com' }],
   ['gcp-secret-manager', 'apiEndpoint', 'https://evil.test', { projectId: 'p', clientEmail: 'sa@p.iam.gserviceaccount.com', privateKey: KEY }, { projectId: 'p', clientEmail: 'sa@p.iam.gserviceaccount.com' }],
   ['cyberark', 'url', 'https://evil.test', { url: 'https://ccp.example.test', appId: 'a', clientCertPem: CERT, clientKeyPem: KEY }, { url: 'https://ccp.example.test', appId: 'a', clientCertPem: CERT }],

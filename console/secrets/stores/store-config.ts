@@ -142,7 +142,8 @@ export const STORE_DESTINATION_FIELDS = {
   'vault': ['address', 'caPem'],
   'aws-secrets-manager': ['endpoint'],
   'aws-ssm': ['endpoint'],
-  'azure-key-vault': ['vaultUrl', 'authorityHost', 'caPem'],
+  // disableChallengeResourceVerification: the vault's challenge then chooses the scope of the token it is sent
+  'azure-key-vault': ['vaultUrl', 'authorityHost', 'caPem', 'disableChallengeResourceVerification'],
   'gcp-secret-manager': ['apiEndpoint', 'tokenUrl', 'caPem'],
   'cyberark': ['url', 'caPem'],
 } as const satisfies Record<ExternalStoreKind, readonly string[]>;
