@@ -18,7 +18,7 @@
  *   DOCKER_HOST=tcp://127.0.0.1:2376 DOCKER_TLS_VERIFY=1 docker ps
  * (the Defender's certificate always names localhost and 127.0.0.1 for this).
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { ListenerConfig } from '../shared/wire/defender-console.js';
@@ -55,9 +55,23 @@ function isListening(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Refuses a socket directory that other users may write to without the sticky bit (as /tmp has): there, another
+ * user could swap the socket for a symbolic link between the bind and the chmod/chown that follow it, and have the
+ * Defender (root) hand a file of their choosing to the socket's group. In a sticky directory nobody else can
+ * rename or remove the socket the Defender made.
+ */
+export function checkSocketDir(dir: string): void {
+  const mode = lstatSync(dir).mode;
+  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
+    throw new Error(`the socket directory ${dir} is writable by every user and not sticky (mode ${(mode & 0o7777).toString(8)}); choose a directory only root (or the Defender's user) may write to, such as /run/drawbridge`);
+  }
+}
+
 /** Makes `path` ready to bind: its directory exists; a stale socket file is removed; anything else is refused. */
 async function prepareSocketPath(path: string): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  checkSocketDir(dirname(path));
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
   if (await isListening(path)) throw new Error(`another process is listening on ${path}`);
@@ -91,7 +105,7 @@ export function listenerManager(defender: DefenderServer, log: Logger, opts: { s
     const listener = await defender.listen({ path: config.path });
     try {
       chmodSync(config.path, SOCKET_MODE);
-      if (opts.socketGid !== undefined) chownSync(config.path, -1, opts.socketGid);
+      if (opts.socketGid !== undefined) lchownSync(config.path, -1, opts.socketGid);
     } catch (e) {
       await listener.close(0);
       throw e;
