@@ -21,6 +21,7 @@ import { INSTALL_TOKEN_HEADER, installCommand, installRefusalScript, installScri
 import { consumeInstallToken, createInstallToken, installTokenState } from '../certs/install-tokens.js';
 import { decodeCursor, page, pageQuery } from './pagination.js';
 import { created, ROLES, route, type Principal, type Reply } from './route.js';
+import { foldName } from '../../shared/policy/match-pattern.js';
 
 const csrBody = z.strictObject({ csr: z.string().min(1, 'is required').max(16_384) });
 /** The install token of a request (INSTALL_TOKEN_HEADER); null when it has none. */
@@ -40,7 +41,7 @@ function asUser(principal: Principal): UserPrincipal {
 }
 
 const seesAll = (p: UserPrincipal): boolean => p.role === 'admin' || p.role === 'auditor';
-const sameName = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+const sameName = (a: string, b: string): boolean => foldName(a) === foldName(b);
 
 /** A PEM certificate for `Accept: application/x-pem-file` (the install script), JSON otherwise. */
 function certificateReply(accept: string | undefined, issued: CertificateResponse): Reply {

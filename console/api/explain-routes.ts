@@ -14,13 +14,14 @@ import { compilePolicy, explain } from '../../shared/policy/evaluate-policy.js';
 import type { ConsoleContext } from '../context.js';
 import { consoleErrors, FieldError } from '../errors.js';
 import { RuleStore, plainRule } from '../rules/rule-store.js';
+import { foldName } from '../../shared/policy/match-pattern.js';
 import { ROLES, route } from './route.js';
 
 // eslint-disable-next-line no-control-regex
 const name = z.string().trim().min(1, 'must not be empty').max(256).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable');
 
 const sameSet = (a: readonly string[], b: readonly string[]): boolean => {
-  const norm = (l: readonly string[]) => [...new Set(l.map((s) => s.toLowerCase()))].sort().join('\n');
+  const norm = (l: readonly string[]) => [...new Set(l.map(foldName))].sort().join('\n');
   return norm(a) === norm(b);
 };
 
@@ -34,14 +35,17 @@ export function explainRoutes(ctx: ConsoleContext) {
       handler({ principal, body }) {
         if (!ACTIONS.includes(body.action)) throw new FieldError('body.action', `'${body.action}' is not a Docker action (see shared/docker/route-table.ts)`);
         let groups: readonly string[] | undefined = body.groups;
+        let user = body.user;
         if (principal.kind === 'user' && principal.role === 'user') {
-          if (body.user.toLowerCase() !== principal.name.toLowerCase()) throw consoleErrors.forbidden(`an access user may only ask about themselves (user '${principal.name}')`);
+          if (foldName(body.user) !== foldName(principal.name)) throw consoleErrors.forbidden(`an access user may only ask about themselves (user '${principal.name}')`);
           if (groups !== undefined && !sameSet(groups, principal.groups)) throw consoleErrors.forbidden('an access user may only ask about their own groups (omit groups to use them)');
+          // Asked as their certificates say it: the Defender decides on the name the Console put there.
+          user = principal.name;
           groups = principal.groups;
         }
-        groups ??= ctx.users.get(body.user)?.groups ?? [];
+        groups ??= ctx.users.get(user)?.groups ?? [];
         const { rules: all, version } = rules.snapshot();
-        const identity = { user: body.user, groups: [...groups] };
+        const identity = { user, groups: [...groups] };
         const decision = explain(compilePolicy(all.map(plainRule)), identity, body.host, body.action);
         return { allowed: decision.allowed, rule: decision.rule, index: decision.index, reason: decision.reason, identity, host: body.host, action: body.action, version };
       },

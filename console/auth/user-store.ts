@@ -11,10 +11,15 @@ import { nowIso } from '../db/database.js';
 import { consoleErrors } from '../errors.js';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../crypto/password.js';
 import { ROLES, type Role } from '../api/route.js';
+import { foldName } from '../../shared/policy/match-pattern.js';
 
-export const userName = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f/]+$/, 'must be printable and contain no /');
+// A name access rules can name exactly: no leading `-` (an exclusion there), no `*` (a wildcard), no `,` or ` -x`
+// (a list written without brackets, which rules refuse), besides printable and, for users, no `/`.
+const ruleName = (): z.ZodString =>
+  z.string().trim().min(1).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').refine((n) => !n.startsWith('-') && !/[*,]|\s-\S/.test(n), `must not start with '-' or hold '*', ',' or ' -' (access rules read those as exclusions, wildcards and lists)`);
+export const userName = ruleName().pipe(z.string().max(64).regex(/^[^/]+$/, 'must contain no /'));
 export const password = z.string().min(12, 'must be at least 12 characters').max(1024);
-export const groupList = z.array(z.string().trim().min(1).max(256).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable')).max(256);
+export const groupList = z.array(ruleName().pipe(z.string().max(256))).max(256);
 export const role = z.enum(ROLES as [Role, ...Role[]]);
 
 export interface User {
@@ -58,9 +63,9 @@ export class UserStore {
   }
 
   async create(input: { name: string; password: string | null; role: Role; groups: readonly string[] }): Promise<User> {
-    // SQLite's NOCASE folds ASCII letters only; access rules and name checks fold every letter (É is é).
-    const folded = input.name.toLowerCase();
-    const taken = (this.db.prepare('SELECT name FROM users').all() as { name: string }[]).find((r) => r.name.toLowerCase() === folded);
+    // SQLite's NOCASE folds ASCII letters only; access rules and name checks fold every letter (É is é, µ is μ): foldName.
+    const folded = foldName(input.name);
+    const taken = (this.db.prepare('SELECT name FROM users').all() as { name: string }[]).find((r) => foldName(r.name) === folded);
     if (taken) throw consoleErrors.conflict(`a user named '${taken.name}' already exists (user names are the same in any letter case)`);
     const hash = input.password === null ? null : await hashPassword(input.password);
     this.db

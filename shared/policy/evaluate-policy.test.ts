@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRulesFile } from './access-rules.js';
 import { compilePolicy, denialMessage, explain } from './evaluate-policy.js';
+import { foldName } from './match-pattern.js';
 
 const policy = compilePolicy(
   parseRulesFile(`
@@ -51,7 +52,7 @@ describe('explain', () => {
     [carol, 'dev-a', 'docker_ping', true, 'everyone-reads'],
     [nobody, 'dev-a', 'docker_version', true, 'everyone-reads'], // no groups still matches groups: [*]
     [nobody, 'dev-a', 'image_list', false, null],
-    [alice, 'prod-a', 'unknown', false, null], // '*' never matches unknown
+    [alice, 'prod-a', 'unknown', false, null], // an allow rule's '*' never matches unknown
     [admin, 'prod-a', 'unknown', true, 'break-glass-unknown'],
     [admin, 'prod-a', 'container_create', false, null],
   ] as const)('%o on %s: %s → allowed=%s by %s', (who, host, action, allowed, rule) => {
@@ -68,6 +69,60 @@ describe('explain', () => {
 
   it('names the deciding rule and its position', () => {
     expect(explain(policy, alice, 'prod-a', 'image_push')).toMatchObject({ rule: 'ops-everything-prod', index: 1 });
+  });
+});
+
+describe('unknown and deny rules', () => {
+  const rules = compilePolicy(
+    parseRulesFile(`
+rules:
+  - {name: no-contractors, effect: deny, groups: [contractors]}
+  - {name: nothing-but-ping, effect: deny, users: [eve], actions: [-docker_ping]}
+  - {name: no-exec, effect: deny, users: [dan], actions: ['container_exec_*']}
+  - {name: unknown-ok, effect: allow, actions: [unknown]}
+`),
+  );
+  it.each([
+    // a deny rule written for everything also denies what the route table does not know
+    [{ user: 'carol', groups: ['contractors'] }, false, 'no-contractors'],
+    [{ user: 'eve', groups: [] }, false, 'nothing-but-ping'],
+    // a deny rule for named actions leaves it to the rules below
+    [{ user: 'dan', groups: [] }, true, 'unknown-ok'],
+  ] as const)('%o', (who, allowed, rule) => {
+    expect(explain(rules, who, 'dev-a', 'unknown')).toMatchObject({ allowed, rule });
+  });
+});
+
+describe('names in any letter case', () => {
+  // The rule names one spelling, the certificate carries another: one fold (foldName) for the engine and the Console.
+  it.each([
+    ['straße', 'STRAẞE'],
+    ['kate', '\u212Aate'], // Kelvin sign
+    ['ångström', '\u212Bngström'], // Ångström sign
+    ['𐐨x', '𐐀x'],
+    ['ασ', 'ΑΣ'], // final sigma
+    ['µx', 'μx'], // micro sign, Greek mu
+    ['ϐx', 'βx'],
+    ['émile', 'ÉMILE'],
+  ])('a rule for %s decides for %s, and the reverse', (a, b) => {
+    for (const [rule, cn] of [[a, b], [b, a]] as const) {
+      const p = compilePolicy([{ name: 'deny-them', effect: 'deny', users: [rule], groups: ['*'], hosts: ['*'], actions: ['*'] }, { name: 'rest', effect: 'allow', users: ['*'], groups: ['*'], hosts: ['*'], actions: ['*'] }]);
+      expect(explain(p, { user: cn, groups: [] }, 'dev-a', 'docker_ping').rule).toBe('deny-them');
+      expect(foldName(rule)).toBe(foldName(cn));
+    }
+  });
+
+  it('keeps names apart that differ by more than case', () => {
+    const p = compilePolicy([{ name: 'deny-i', effect: 'deny', users: ['i'], groups: ['*'], hosts: ['*'], actions: ['*'] }]);
+    expect(explain(p, { user: 'İ', groups: [] }, 'dev-a', 'docker_ping').rule).toBeNull(); // Turkish dotted capital I folds to i + dot
+    expect(explain(p, { user: 'ı', groups: [] }, 'dev-a', 'docker_ping').rule).toBeNull(); // dotless i
+    expect(foldName('ss')).not.toBe(foldName('ß'));
+  });
+
+  it('a fullwidth asterisk is a letter, not a wildcard', () => {
+    const p = compilePolicy([{ name: 'deny-star', effect: 'deny', users: ['a\uFF0Ab'], groups: ['*'], hosts: ['*'], actions: ['*'] }]);
+    expect(explain(p, { user: 'axxb', groups: [] }, 'dev-a', 'docker_ping').rule).toBeNull();
+    expect(explain(p, { user: 'a*b', groups: [] }, 'dev-a', 'docker_ping').rule).toBe('deny-star');
   });
 });
 

@@ -3,12 +3,13 @@
  *
  * - Rules are evaluated top to bottom; the first rule whose users, groups, hosts and actions all match decides.
  * - No rule matches → denied by the default deny-all rule.
- * - The action `unknown` (a request the route table does not know) is matched only by a rule naming `unknown`
- *   literally; `*` and other wildcards never match it.
+ * - The action `unknown` (a request the route table does not know) is allowed only by an allow rule naming
+ *   `unknown` literally: wildcards in allow rules never match it. Deny rules match it like any action (`*`, or
+ *   a list of only exclusions), so a deny rule written for "everything" also denies what is not known.
  */
 import type { Identity } from '../identity/certificate-identity.js';
 import type { AccessRule } from './access-rules.js';
-import { compilePatternList, matchPatternList, type PatternList } from './match-pattern.js';
+import { compilePatternList, foldName, matchPatternList, type PatternList } from './match-pattern.js';
 
 export const UNKNOWN_ACTION = 'unknown';
 export const DEFAULT_DENY_RULE = 'the default deny-all rule';
@@ -46,7 +47,7 @@ export function compilePolicy(rules: readonly AccessRule[]): Policy {
       groups: compilePatternList(rule.groups),
       hosts: compilePatternList(rule.hosts),
       actions: compilePatternList(rule.actions),
-      namesUnknown: rule.actions.some((a) => a.toLowerCase() === UNKNOWN_ACTION),
+      namesUnknown: rule.actions.some((a) => foldName(a) === UNKNOWN_ACTION),
     })),
   };
 }
@@ -59,7 +60,7 @@ function describe(what: string, matched: string): string {
 export function explain(policy: Policy, identity: Identity, host: string, action: string): Decision {
   const isUnknown = action === UNKNOWN_ACTION;
   for (const [index, c] of policy.compiled.entries()) {
-    if (isUnknown && !c.namesUnknown) continue;
+    if (isUnknown && !c.namesUnknown && c.rule.effect === 'allow') continue;
     const user = matchPatternList(c.users, [identity.user]);
     if (user === null) continue;
     const group = matchPatternList(c.groups, identity.groups);

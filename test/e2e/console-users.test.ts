@@ -52,6 +52,20 @@ describe('users', () => {
       const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name, password: `${PASSWORD}-2`, role: 'admin' } });
       expect([r.status, r.body.error?.message], name).toEqual([409, `a user named 'émile' already exists (user names are the same in any letter case)`]);
     }
+    // And in the one fold the rules use (foldName): the micro sign is μ, the Kelvin sign K, a final ς is σ.
+    for (const [first, second] of [['µx', 'μx'], ['kate', '\u212Aate'], ['ασ', 'ΑΣ']]) {
+      await createUser(first!);
+      const r = await cp.call('POST', '/api/v1/users', { token: admin, json: { name: second, password: `${PASSWORD}-2`, role: 'admin' } });
+      expect([r.status, r.body.error?.message], second).toEqual([409, `a user named '${first}' already exists (user names are the same in any letter case)`]);
+    }
+  });
+
+  it.each(['-admins', 'a*', '*', 'alice,bob', 'ops -leads'])('refuses a user or group name that rules cannot name exactly: %j', async (bad) => {
+    const asUser = await cp.call('POST', '/api/v1/users', { token: admin, json: { name: bad, password: PASSWORD, role: 'user' } });
+    expect([asUser.status, asUser.body.error?.field]).toEqual([400, 'body.name']);
+    expect(asUser.body.error.message).toContain("must not start with '-' or hold '*', ',' or ' -'");
+    const asGroup = await cp.call('POST', '/api/v1/users', { token: admin, json: { name: `g-${bad.length}`, password: PASSWORD, role: 'user', groups: ['ok', bad] } });
+    expect([asGroup.status, asGroup.body.error?.field]).toEqual([400, 'body.groups.1']);
   });
 
   it.each([
