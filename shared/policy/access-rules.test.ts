@@ -37,6 +37,14 @@ describe('parseRulesFile', () => {
     ['rules: {}\n', null, 'rules', 1, 'must be a list of rules'],
     ['rules:\n  - name: a\n    effect: allow\n    effect: deny\n', null, null, 4, 'YAML: Map keys must be unique'],
     ['rules: [\n', null, null, 2, 'YAML:'],
+    // patterns that could never match what their author meant
+    ['rules:\n  - name: a\n    effect: deny\n    users: alice, bob\n', 'a', 'users.0', 4, "'alice, bob' holds a comma: write a list with one pattern per item"],
+    ['rules:\n  - name: a\n    effect: deny\n    hosts: [prod-a, "prod-b, prod-c"]\n', 'a', 'hosts.1', 4, 'holds a comma'],
+    ['rules:\n  - name: a\n    effect: deny\n    groups: ops -leads\n', 'a', 'groups.0', 4, "'ops -leads' looks like a list written without brackets"],
+    ['rules:\n  - name: a\n    effect: allow\n    users: ["- bob"]\n', 'a', 'users.0', 4, "'- bob' is not an exclusion: write -name"],
+    ['rules:\n  - name: a\n    effect: allow\n    groups: ["-"]\n', 'a', 'groups.0', 4, 'is not an exclusion'],
+    ['rules:\n  - name: a\n    effect: deny\n    hosts: [prod a]\n', 'a', 'hosts.0', 4, "'prod a' cannot match a host name"],
+    ['rules:\n  - name: a\n    effect: deny\n    hosts: [prod/a]\n', 'a', 'hosts.0', 4, 'cannot match a host name'],
   ] as const)('rejects %j', (text, rule, field, line, message) => {
     const [p] = problems(text);
     expect(p?.rule ?? null).toBe(rule);

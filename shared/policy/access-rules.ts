@@ -8,18 +8,22 @@
  *       users: ['*']             # default ['*']
  *       groups: [devs, -interns] # default ['*']
  *       hosts: ['dev-*']         # default ['*']
- *       actions: ['container_*', -container_exec_create]   # default ['*'] (never matches 'unknown')
+ *       actions: ['container_*', -container_exec_create]   # default ['*'] (an allow rule's never match 'unknown')
  *
  * - Unknown fields are errors (a typo such as `group:` must not silently widen a rule).
  * - Names are required, unique (case-insensitive) and printable; they appear in denial messages.
  * - Every action pattern must match at least one action the route table knows, so a misspelt deny rule is
- *   rejected instead of never matching.
+ *   rejected instead of never matching. For the same reason a user, group or host pattern may not hold a comma
+ *   or a space and a dash before a name (`users: alice, bob` is one pattern, "alice, bob", that matches nobody;
+ *   `groups: ops -leads` is one too: a list is `[ops, -leads]`), an
+ *   exclusion is `-name` with nothing between the dash and the name, and a host pattern holds only what host
+ *   names hold (letters, digits, `.`, `-`, `_`) and `*`.
  * - A file with any error is rejected whole; each problem names the rule, the field, the line and the reason.
  */
 import { LineCounter, isNode, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { ACTIONS } from '../docker/route-table.js';
-import { compilePattern, isExclusion } from './match-pattern.js';
+import { compilePattern, foldName, isExclusion } from './match-pattern.js';
 
 export interface AccessRule {
   readonly name: string;
@@ -61,17 +65,33 @@ const patternList = z
   .optional()
   .transform((v) => v ?? ['*']);
 
+const HOST_PATTERN = /^[A-Za-z0-9._*-]+$/;
+
+/** User, group and host patterns that could never match what the rule's author meant (see the top of this file). */
+const checkedNames = (what: 'name' | 'host') =>
+  patternList.superRefine((patterns, ctx) => {
+    for (const [i, p] of patterns.entries()) {
+      const bare = isExclusion(p) ? p.slice(1) : p;
+      let problem: string | null = null;
+      if (p.includes(',')) problem = `'${p}' holds a comma: write a list with one pattern per item, such as [a, b]`;
+      else if (/\s-\S/.test(p)) problem = `'${p}' looks like a list written without brackets: write [a, -b], one pattern per item`;
+      else if (bare === '' || bare.trim() !== bare) problem = `'${p}' is not an exclusion: write -name, with nothing between the dash and the name`;
+      else if (what === 'host' && !HOST_PATTERN.test(bare)) problem = `'${p}' cannot match a host name (letters, digits, '.', '-', '_' and the wildcard '*')`;
+      if (problem !== null) ctx.addIssue({ code: 'custom', path: [i], message: problem });
+    }
+  });
+
 const ruleSchema = z.strictObject({
   name: z.string().trim().min(1, 'is required').max(100, 'is longer than 100 characters').regex(PRINTABLE, 'must be printable'),
   effect: z.enum(['allow', 'deny'], { error: 'must be "allow" or "deny"' }),
-  users: patternList,
-  groups: patternList,
-  hosts: patternList,
+  users: checkedNames('name'),
+  groups: checkedNames('name'),
+  hosts: checkedNames('host'),
   actions: patternList.superRefine((actions, ctx) => {
     for (const [i, a] of actions.entries()) {
       const bare = isExclusion(a) ? a.slice(1) : a;
       const re = compilePattern(bare);
-      if (!ACTIONS.some((known) => re.test(known))) {
+      if (!ACTIONS.some((known) => re.test(foldName(known)))) {
         ctx.addIssue({ code: 'custom', path: [i], message: `'${a}' matches no Docker action (see the action list in the docs)` });
       }
     }
