@@ -90,8 +90,8 @@ const ruleSchema = z.strictObject({
   actions: patternList.superRefine((actions, ctx) => {
     for (const [i, a] of actions.entries()) {
       const bare = isExclusion(a) ? a.slice(1) : a;
-      const re = compilePattern(bare);
-      if (!ACTIONS.some((known) => re.test(foldName(known)))) {
+      const compiled = compilePattern(bare);
+      if (!ACTIONS.some((known) => compiled.test(foldName(known)))) {
         ctx.addIssue({ code: 'custom', path: [i], message: `'${a}' matches no Docker action (see the action list in the docs)` });
       }
     }

@@ -9,15 +9,16 @@
  * - Otherwise at least one value must match one inclusion.
  */
 
+/** A compiled pattern; `test` takes a folded value (foldName). */
+export interface Pattern {
+  test(folded: string): boolean;
+}
+
 export interface PatternList {
   readonly source: readonly string[];
   readonly includesAll: boolean;
-  readonly includes: readonly RegExp[];
-  readonly excludes: readonly RegExp[];
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  readonly includes: readonly Pattern[];
+  readonly excludes: readonly Pattern[];
 }
 
 /**
@@ -31,9 +32,32 @@ export function foldName(name: string): string {
   return name.normalize('NFKC').toLowerCase().replace(/ς/g, 'σ');
 }
 
-/** A pattern as a regex over folded text (test it with `foldName(value)`); `*` is split off before folding. */
-export function compilePattern(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((part) => escapeRegExp(foldName(part))).join('.*')}$`, 's');
+/**
+ * A pattern over folded text (test it with `foldName(value)`); `*` is split off before folding. Matched without
+ * regexes, in one pass: the first piece is a prefix, the last a suffix, and each piece between is found leftmost
+ * after the one before (leftmost is never wrong when `*` is the only special character). A regex would backtrack:
+ * `*a*a*a*a*a*a*b` against a long host name took half a second per rule.
+ */
+export function compilePattern(pattern: string): Pattern {
+  const pieces = pattern.split('*').map(foldName);
+  const first = pieces[0]!;
+  if (pieces.length === 1) return { test: (value) => value === first };
+  const last = pieces.at(-1)!;
+  const middle = pieces.slice(1, -1).filter((p) => p !== '');
+  const least = first.length + last.length + middle.reduce((n, p) => n + p.length, 0);
+  return {
+    test(value) {
+      if (value.length < least || !value.startsWith(first) || !value.endsWith(last)) return false;
+      const end = value.length - last.length;
+      let at = first.length;
+      for (const piece of middle) {
+        const i = value.indexOf(piece, at);
+        if (i < 0 || i + piece.length > end) return false;
+        at = i + piece.length;
+      }
+      return true;
+    },
+  };
 }
 
 export function isExclusion(pattern: string): boolean {
@@ -41,8 +65,8 @@ export function isExclusion(pattern: string): boolean {
 }
 
 export function compilePatternList(patterns: readonly string[]): PatternList {
-  const includes: RegExp[] = [];
-  const excludes: RegExp[] = [];
+  const includes: Pattern[] = [];
+  const excludes: Pattern[] = [];
   let includesAll = false;
   for (const pattern of patterns) {
     if (isExclusion(pattern)) excludes.push(compilePattern(pattern.slice(1)));
@@ -57,11 +81,11 @@ export function compilePatternList(patterns: readonly string[]): PatternList {
 export function matchPatternList(list: PatternList, values: readonly string[]): string | null {
   const folded = values.map(foldName);
   for (const value of folded) {
-    if (list.excludes.some((re) => re.test(value))) return null;
+    if (list.excludes.some((p) => p.test(value))) return null;
   }
   if (list.includes.length > 0) {
     for (const [i, value] of folded.entries()) {
-      if (list.includes.some((re) => re.test(value))) return values[i]!;
+      if (list.includes.some((p) => p.test(value))) return values[i]!;
     }
   }
   if (list.includesAll) return values[0] ?? '';
