@@ -45,6 +45,7 @@ describe('parseRulesFile', () => {
     ['rules:\n  - name: a\n    effect: allow\n    groups: ["-"]\n', 'a', 'groups.0', 4, 'is not an exclusion'],
     ['rules:\n  - name: a\n    effect: deny\n    hosts: [prod a]\n', 'a', 'hosts.0', 4, "'prod a' cannot match a host name"],
     ['rules:\n  - name: a\n    effect: deny\n    hosts: [prod/a]\n', 'a', 'hosts.0', 4, 'cannot match a host name'],
+    ['rules:\n  - name: Default-Deny-All\n    effect: allow\n', 'Default-Deny-All', 'name', 2, "is the default deny-all rule's name"],
   ] as const)('rejects %j', (text, rule, field, line, message) => {
     const [p] = problems(text);
     expect(p?.rule ?? null).toBe(rule);

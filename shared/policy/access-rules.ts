@@ -81,8 +81,17 @@ const checkedNames = (what: 'name' | 'host') =>
     }
   });
 
+/** What audit lines call the default deny-all rule: no rule may take that name, in any case (the Console reserves its own). */
+const RESERVED_NAMES = new Set(['default-deny-all'].map(foldName));
+
 const ruleSchema = z.strictObject({
-  name: z.string().trim().min(1, 'is required').max(100, 'is longer than 100 characters').regex(PRINTABLE, 'must be printable'),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'is required')
+    .max(100, 'is longer than 100 characters')
+    .regex(PRINTABLE, 'must be printable')
+    .refine((n) => !RESERVED_NAMES.has(foldName(n)), "is the default deny-all rule's name (audit lines could not tell the two apart)"),
   effect: z.enum(['allow', 'deny'], { error: 'must be "allow" or "deny"' }),
   users: checkedNames('name'),
   groups: checkedNames('name'),
