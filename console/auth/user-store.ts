@@ -14,12 +14,12 @@ import { ROLES, type Role } from '../api/route.js';
 import { foldName } from '../../shared/policy/match-pattern.js';
 
 // A name access rules can name exactly: no leading `-` (an exclusion there), no `*` (a wildcard), no `,` or ` -x`
-// (a list written without brackets, which rules refuse), besides printable and, for users, no `/`.
-const ruleName = (): z.ZodString =>
-  z.string().trim().min(1).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').refine((n) => !n.startsWith('-') && !/[*,]|\s-\S/.test(n), `must not start with '-' or hold '*', ',' or ' -' (access rules read those as exclusions, wildcards and lists)`);
-export const userName = ruleName().pipe(z.string().max(64).regex(/^[^/]+$/, 'must contain no /'));
+// (a list written without brackets, which rules refuse).
+const namedByRules = (n: string): boolean => !n.startsWith('-') && !/[*,]|\s-\S/.test(n);
+const NAMED_BY_RULES = "must not start with '-' or hold '*', ',' or ' -' (access rules read those as exclusions, wildcards and lists)";
+export const userName = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f/]+$/, 'must be printable and contain no /').refine(namedByRules, NAMED_BY_RULES);
 export const password = z.string().min(12, 'must be at least 12 characters').max(1024);
-export const groupList = z.array(ruleName().pipe(z.string().max(256))).max(256);
+export const groupList = z.array(z.string().trim().min(1).max(256).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').refine(namedByRules, NAMED_BY_RULES)).max(256);
 export const role = z.enum(ROLES as [Role, ...Role[]]);
 
 export interface User {
