@@ -43,7 +43,7 @@ import { createTarget, injectSecrets } from '../../shared/secrets/inject-secrets
 import { refuseDuplicateKeys, type JsonObject } from '../../shared/secrets/go-json-fields.js';
 import { hostMountSources, refuseSecretsBaseMounts, secretsPathReached, serviceMountSources, volumeHostPaths } from '../../shared/secrets/host-mounts.js';
 import { baseInHostShm, decideLeak, decideSharing, decideTop, hostIpcDenial, hostPidDenial, ipcModeOf, leakPathOf, pidModeOf, pinSharedContainers, sharedContainers } from '../../shared/secrets/leak-paths.js';
-import { FULL_ID, pinContainerTarget, pinQueryParam } from '../../shared/secrets/pin-container.js';
+import { pinContainerTarget } from '../../shared/secrets/pin-container.js';
 import { INSTANCE_ID, readMarkers, refuseForgedServiceLabels, SECRET_LABELS } from '../../shared/secrets/secret-labels.js';
 import { matchSecretRules } from '../../shared/secrets/secret-rules.js';
 import { secretErrors } from '../../shared/secrets/secret-errors.js';
@@ -291,15 +291,13 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
    * container:X` does, so X is decided like a create's shared container and the query pinned to its id. (BuildKit
    * refuses every mode but host, none and default.)
    */
-  async function build(url: string): Promise<SecretsStep | null> {
+  async function build(c: Classification, url: string): Promise<SecretsStep | null> {
     const mode = queryParam(url, 'networkmode'); // the first, as Go's r.FormValue
     if (!mode.startsWith('container:') || mode === 'container:') return null;
     const ref = mode.slice('container:'.length);
     const container = await lookupExisting(ref);
     checkShared(ref, container, '');
-    if (!FULL_ID.test(container.id)) throw secretErrors.secret_unavailable('[Drawbridge] dockerd did not give a container id for this container; try again');
-    const q = url.indexOf('?');
-    return { url: `${url.slice(0, q)}?${pinQueryParam(url.slice(q + 1), 'networkmode', `container:${container.id}`)}` };
+    return { url: pinContainerTarget(c, url, container.id) };
   }
 
   function serviceSpec(body: Buffer | null): null {
@@ -334,7 +332,7 @@ export function secretsGuard(opts: SecretsGuardOptions): SecretsGuard {
       case 'container_top':
         return top(c, url);
       case 'image_build':
-        return build(url);
+        return build(c, url);
       case 'service_create':
       case 'service_update':
         return serviceSpec(body);

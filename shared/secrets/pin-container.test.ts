@@ -17,6 +17,7 @@ describe('pinning a container reference to the id that was checked', () => {
     ['POST', '/commit?container=web&repo=r&tag=t', `/commit?container=${ID}&repo=r&tag=t`],
     ['POST', '/v1.41/commit?repo=r&container=web&cont%61iner=x&container+=y&c=1', `/v1.41/commit?container=${ID}&repo=r&container+=y&c=1`],
     ['POST', '/commit?repo=r', `/commit?container=${ID}&repo=r`],
+    ['POST', '/v1.41/build?t=x&networkmode=container%3Aweb&networkmod%65=container:y', `/v1.41/build?networkmode=container%3A${ID}&t=x`],
   ])('%s %s → %s', (method, target, expected) => expect(pin(method, target)).toBe(expected));
 
   test('only a full id is forwarded', () => {

@@ -7,9 +7,10 @@
  *   act on a container that was never checked. So the request is forwarded with the reference replaced by the
  *   full id the lookup returned: ids are immutable and never reused, and dockerd resolves a full id first.
  * - The path form is rebuilt from the canonical (decoded) path the classifier matched, with the request's own
- *   version prefix; the query string is kept byte for byte, except for `container=` of POST /commit, where every
- *   occurrence (as Go's url.ParseQuery decodes keys, `+` and `%XX` included) is dropped and the pinned one is put
- *   first (`r.Form.Get` takes the first).
+ *   version prefix; the query string is kept byte for byte, except for the parameter that names the container in
+ *   the query (`container=` of POST /commit, `networkmode=container:` of POST /build), where every occurrence (as
+ *   Go's url.ParseQuery decodes keys, `+` and `%XX` included) is dropped and the pinned one is put first
+ *   (`r.Form.Get` takes the first).
  * - A full id is 64 lower-case hex digits; anything else from a lookup is refused, never forwarded.
  */
 import { secretErrors } from './secret-errors.js';
@@ -51,12 +52,19 @@ export function pinQueryParam(query: string | null, name: string, value: string)
   return [`${encodeURIComponent(name)}=${encodeURIComponent(value)}`, ...kept].join('&');
 }
 
-/** The request target to forward: `route`'s container reference (path `{name}` or commit's `container=`) pinned to `id`. */
+/** Actions that name their container in the query: the parameter, and its value for a full id. */
+const QUERY_REFERENCES: Readonly<Record<string, { readonly name: string; value(id: string): string }>> = {
+  container_commit: { name: 'container', value: (id) => id },
+  image_build: { name: 'networkmode', value: (id) => `container:${id}` },
+};
+
+/** The request target to forward: `route`'s container reference (path `{name}`, or QUERY_REFERENCES) pinned to `id`. */
 export function pinContainerTarget(route: PinnedRoute, rawTarget: string, id: string): string {
   checkId(id);
   const { query } = splitTarget(rawTarget);
   const prefix = route.apiVersion === null ? '' : `/v${route.apiVersion}`;
-  if (route.action === 'container_commit') return `${prefix}${route.path}?${pinQueryParam(query, 'container', id)}`;
+  const inQuery = QUERY_REFERENCES[route.action];
+  if (inQuery !== undefined) return `${prefix}${route.path}?${pinQueryParam(query, inQuery.name, inQuery.value(id))}`;
   const name = route.params.name;
   const head = `/containers/${name}`;
   if (name === undefined || !route.path.startsWith(head)) throw new Error(`no container reference to pin in ${route.action}`);
