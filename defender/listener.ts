@@ -24,6 +24,7 @@ import { dirname } from 'node:path';
 import type { ListenerConfig } from '../shared/wire/defender-console.js';
 import { splitHostPort } from './config.js';
 import type { Logger } from './log.js';
+import { othersMayReplace } from './owned-dir.js';
 import type { DefenderListener, DefenderServer } from './server.js';
 
 export const SOCKET_MODE = 0o660;
@@ -56,16 +57,13 @@ function isListening(path: string): Promise<boolean> {
 }
 
 /**
- * Refuses a socket directory that other users may write to without the sticky bit (as /tmp has): there, another
- * user could swap the socket for a symbolic link between the bind and the chmod/chown that follow it, and have the
- * Defender (root) hand a file of their choosing to the socket's group. In a sticky directory nobody else can
- * rename or remove the socket the Defender made.
+ * Refuses a socket directory another user could change (owned by them, or writable by group or others without
+ * the sticky bit, as /tmp has): there, they could swap the socket for a symbolic link between the bind and the
+ * chmod/chown that follow it, and have the Defender (root) hand a file of their choosing to the socket's group.
  */
 export function checkSocketDir(dir: string): void {
-  const mode = lstatSync(dir).mode;
-  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
-    throw new Error(`the socket directory ${dir} is writable by every user and not sticky (mode ${(mode & 0o7777).toString(8)}); choose a directory only root (or the Defender's user) may write to, such as /run/drawbridge`);
-  }
+  const why = othersMayReplace(lstatSync(dir));
+  if (why !== null) throw new Error(`the socket directory ${dir} is one another user could change (${why}); choose a directory only root (or the Defender's user) may write to, such as /run/drawbridge`);
 }
 
 /** Makes `path` ready to bind: its directory exists; a stale socket file is removed; anything else is refused. */

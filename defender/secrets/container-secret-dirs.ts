@@ -23,7 +23,7 @@ import type { DockerUpstream } from '../docker-upstream.js';
 import type { Logger } from '../log.js';
 import { watchContainerEvents, type ContainerEvent, type EventWatch } from './container-events.js';
 import { listMarkedContainers, lookupContainer } from './docker-lookup.js';
-import { presentAt } from './owned-dir.js';
+import { presentAt } from '../owned-dir.js';
 import type { SecretFiles } from './secret-files.js';
 import type { SecretsInForce } from './secrets-in-force.js';
 

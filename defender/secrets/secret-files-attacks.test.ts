@@ -124,7 +124,7 @@ describe.skipIf(process.getuid?.() !== 0)('the secrets base against another loca
 
   test("a base under another user's directory is refused (they could swap it), and so is one under a symbolic link", () => {
     const eve = attackerDir();
-    expect(() => secretFiles(join(eve, 'base'), log).write(id, secret)).toThrow(`file secrets: ${eve} (above the secrets directory ${eve}/base) belongs to uid ${NOBODY}`);
+    expect(() => secretFiles(join(eve, 'base'), log).write(id, secret)).toThrow(`file secrets: ${eve} (above the secrets directory ${eve}/base): it belongs to uid ${NOBODY}, so another user could replace the secrets directory`);
     expect(everything(eve)).toEqual([]);
     const link = shmPath('link');
     const real = shmPath('real');

@@ -8,7 +8,7 @@
  *   A tmpfs already mounted there (a Defender restart) is reused, never mounted over: running containers' binds
  *   point into it.
  * - The base is the Defender's own: made by it (a plain mkdir), never a symbolic link, owned by its user, written by
- *   no one else, under parents only root or that user can change (owned-dir.ts). Its name is predictable and
+ *   no one else, under parents only root or that user can change (../owned-dir.ts). Its name is predictable and
  *   /dev/shm is open to every user, so whatever else is found there is refused with an error naming the path, never
  *   mounted on, written through or removed; it is checked again after the mount (path, owner, mode, filesystem).
  * - The base is root-owned 0700, so no host user but root can reach a container's directory; each container's
@@ -25,12 +25,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FileSecret } from '../../shared/secrets/inject-secrets.js';
 import { INSTANCE_ID } from '../../shared/secrets/secret-labels.js';
 import type { Logger } from '../log.js';
-import { checkOwnDir, checkParents, makeOwnDir, presentAt, setOwnDirMode } from './owned-dir.js';
+import { checkOwnDir, checkParents, makeOwnDir, mkdirIfAbsent, presentAt, setOwnDirMode } from '../owned-dir.js';
 
 const IN_MEMORY_FS = new Set(['tmpfs', 'ramfs']);
 const TMPFS_OPTIONS = 'mode=0700,nosuid,nodev,noexec,size=64m';
@@ -71,11 +71,7 @@ function instanceDir(base: string, instance: string): string {
 /** Mounts (or checks) the in-memory base directory; throws when no in-memory place can be had, or none of its own. */
 function prepareBase(base: string, log: Logger): 'tmpfs' | 'shm' {
   checkParents(base);
-  try {
-    mkdirSync(base, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
+  mkdirIfAbsent(base, 0o700);
   checkOwnDir(base, 'the secrets directory');
   let kind: 'tmpfs' | 'shm';
   const current = mountOf(base);

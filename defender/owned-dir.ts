@@ -1,13 +1,14 @@
 /**
- * Directories that receive secret files must be the Defender's own. The secrets base has a predictable name in a
- * directory every local user may write to (/dev/shm), so anything found at that name, or on the way to it, may
- * have been put there by another user to have the Defender mount or write through it.
+ * Directories the Defender writes into as root must be its own, and the directories above them out of other users'
+ * reach. The secrets base has a predictable name in a directory every local user may write to (/dev/shm), so
+ * anything found at that name, or on the way to it, may have been put there by another user to have the Defender
+ * mount or write through it; a socket listener's directory likewise (listener.ts).
  *
  * - Nothing is followed: every check is an lstat (or an fstat of a descriptor opened with O_NOFOLLOW), and a
  *   symbolic link where a directory is expected is refused, never resolved.
  * - Each directory above is a real directory owned by root or by the Defender's user; one that others may write
- *   to must be sticky (/dev/shm, /tmp), so that no other user can rename or remove what the Defender made in it.
- *   The configured path is therefore its real path (no symbolic link in it).
+ *   to must be sticky (/dev/shm, /tmp), so that no other user can rename or remove what the Defender made in it
+ *   (othersMayReplace). The configured path is therefore its real path (no symbolic link in it).
  * - A directory is made with a plain mkdir, which fails when anything is already at the name. What is found there
  *   (made by an earlier run) is used only when it is a directory owned by the Defender's user that no one else may
  *   write to; anything else is refused with an error that names the path and says to remove it. It is never
@@ -45,6 +46,25 @@ function refusal(path: string, what: string, why: string): Error {
   return new Error(`file secrets: ${what} ${path} is ${why}; the Defender writes secrets only into a directory it made itself. Remove it (as root: rm -r ${path}) and the Defender makes it again`);
 }
 
+/** mkdir that takes an existing entry as it is (the caller checks what it is). */
+export function mkdirIfAbsent(path: string, mode: number): void {
+  try {
+    mkdirSync(path, { mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
+/**
+ * Why another user could rename or remove what is in directory `st` (null when no one but root and the Defender's
+ * user can): it belongs to someone else, or group or others may write to it and it is not sticky.
+ */
+export function othersMayReplace(st: Stats): string | null {
+  if (st.uid !== 0 && st.uid !== uid()) return `it belongs to uid ${st.uid}`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) return `others may write to it and it is not sticky (mode ${(st.mode & 0o7777).toString(8)})`;
+  return null;
+}
+
 /** Checks every directory above `path` (see the module comment), making the missing ones (0700). */
 export function checkParents(path: string): void {
   const parents: string[] = [];
@@ -53,21 +73,17 @@ export function checkParents(path: string): void {
     if (p === dirname(p)) break;
   }
   for (const p of parents) {
-    let st = lstatOrNull(p);
-    if (st === null) {
-      try {
-        mkdirSync(p, { mode: 0o700 });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      st = lstatSync(p);
-      if (notOwn(st) !== null) throw refusal(p, 'the directory above the secrets directory,', notOwn(st)!);
+    if (lstatOrNull(p) === null) {
+      mkdirIfAbsent(p, 0o700);
+      const made = lstatSync(p);
+      if (notOwn(made) !== null) throw refusal(p, 'the directory above the secrets directory,', notOwn(made)!);
       continue;
     }
+    const st = lstatSync(p);
     if (st.isSymbolicLink()) throw new Error(`file secrets: ${p} (above the secrets directory ${path}) is a symbolic link; give --secrets-dir as a real path, without symbolic links`);
     if (!st.isDirectory()) throw refusal(p, 'the directory above the secrets directory,', whatItIs(st));
-    if (st.uid !== 0 && st.uid !== uid()) throw new Error(`file secrets: ${p} (above the secrets directory ${path}) belongs to uid ${st.uid}, who could replace the secrets directory; give a --secrets-dir whose parents belong to root`);
-    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) throw new Error(`file secrets: ${p} (above the secrets directory ${path}) may be written by others and is not sticky, so they could replace the secrets directory; give a --secrets-dir whose parents only root may write to`);
+    const why = othersMayReplace(st);
+    if (why !== null) throw new Error(`file secrets: ${p} (above the secrets directory ${path}): ${why}, so another user could replace the secrets directory; give a --secrets-dir whose parents only root may change`);
   }
 }
 
@@ -89,11 +105,7 @@ export function presentAt(path: string): boolean {
  * its mode through a descriptor opened without following links, so the mode lands on the directory checked.
  */
 export function makeOwnDir(path: string, mode: number, what: string): void {
-  try {
-    mkdirSync(path, { mode });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
+  mkdirIfAbsent(path, mode);
   setOwnDirMode(path, mode, what);
 }
 
