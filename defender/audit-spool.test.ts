@@ -28,30 +28,6 @@ function event(n: number): AuditEvent {
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
 
 describe('audit spool', () => {
-  it('numbers above the seq floor the Console gave at enrolment, and remembers it across reopen', async () => {
-    const dir = spoolDir();
-    const s = spool(dir, { seqFloor: 41 });
-    s.write(event(1));
-    await s.flush();
-    expect((await s.readPending(10)).map((e) => e.seq)).toEqual([42]);
-    await s.ack(42);
-    await s.close();
-    const again = spool(dir); // a later start has no floor any more: the spool's own state carries it
-    again.write(event(2));
-    await again.flush();
-    expect((await again.readPending(10)).map((e) => e.seq)).toEqual([43]);
-  });
-
-  it('a floor below what the spool already numbered changes nothing', async () => {
-    const dir = spoolDir();
-    const s = spool(dir);
-    for (let i = 1; i <= 3; i++) s.write(event(i));
-    await s.flush();
-    await s.close();
-    const again = spool(dir, { seqFloor: 2 });
-    expect((await again.readPending(10)).map((e) => e.seq)).toEqual([1, 2, 3]);
-  });
-
   it('numbers events 1, 2, 3… and returns synced ones in order, at most `max`', async () => {
     const dir = spoolDir();
     const s = spool(dir);

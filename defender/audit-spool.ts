@@ -32,11 +32,6 @@ export interface AuditSpoolOptions {
   /** A new segment file starts once the current one is this large. */
   readonly segmentBytes?: number;
   readonly onError?: (message: string) => void;
-  /**
-   * The highest seq the Console already holds for this host name (from enrolment). A fresh state (or one that
-   * never sent that far) numbers its events above it, so a re-enrolled host is not taken for a duplicate.
-   */
-  readonly seqFloor?: number;
 }
 
 export interface AuditSpool extends AuditLog {
@@ -135,16 +130,6 @@ export function openAuditSpool(dir: string, opts: AuditSpoolOptions = {}): Audit
     const repaired = repairSegment(join(dir, last.name));
     currentSize = repaired.size;
     lastSeq = Math.max(lastSeq, repaired.lastSeq, last.firstSeq - 1);
-  }
-  const floor = opts.seqFloor ?? 0;
-  if (floor > lastSeq) {
-    if (lastSeq > ackedSeq) {
-      opts.onError?.(`audit events ${ackedSeq + 1}..${lastSeq} in ${dir} are numbered at or below what the Console already holds for this host (${floor}); it will drop them as duplicates`);
-    } else {
-      writeFileAtomic(join(dir, ACKED_FILE), JSON.stringify({ ackedSeq: floor }));
-      ackedSeq = floor;
-    }
-    lastSeq = floor;
   }
   let syncedSeq = lastSeq;
 

@@ -79,7 +79,7 @@ export async function startConsoleDefender(config: ConsoleModeConfig, log: Logge
   }
   if (enforced.policy === null) log.warn('no policy yet: every request is denied until the Console sends one');
 
-  const spool = openAuditSpool(join(config.state, 'audit'), { onError: (m) => log.error(m), seqFloor: enrolment.auditSeqFloor });
+  const spool = openAuditSpool(join(config.state, 'audit'), { onError: (m) => log.error(m) });
   const local = config.auditLog ? openAuditLog(config.auditLog, (err) => log.error('cannot write the audit log', { file: config.auditLog, error: err.message })) : null;
   const audit = local ? teeAudit(spool, local) : spool;
   const upstream = dockerUpstream(config.docker);

@@ -14,7 +14,6 @@ const OLD: Enrolment = {
   ...pems('old'),
   listener: { type: 'tcp', address: '127.0.0.1:2376' },
   enrolledAt: '2026-01-01T00:00:00.000Z',
-  auditSeqFloor: 3,
   certsReceivedAt: '2026-01-01T00:00:00.000Z',
 };
 const NEW = { ...pems('new'), certsReceivedAt: '2026-06-01T00:00:00.000Z' };
@@ -31,7 +30,7 @@ function enrolled(): string {
   ensurePrivateDir(dir);
   writeFileSync(join(dir, 'ca.pem'), OLD.ca);
   for (const [f, v] of Object.entries({ 'server-cert.pem': OLD.serverCert, 'server-key.pem': OLD.serverKey, 'client-cert.pem': OLD.clientCert, 'client-key.pem': OLD.clientKey })) writeFileSync(join(dir, f), v);
-  writeFileSync(join(dir, 'state.json'), JSON.stringify({ consoleUrl: OLD.consoleUrl, hostName: OLD.hostName, listener: OLD.listener, enrolledAt: OLD.enrolledAt, auditSeqFloor: OLD.auditSeqFloor }));
+  writeFileSync(join(dir, 'state.json'), JSON.stringify({ consoleUrl: OLD.consoleUrl, hostName: OLD.hostName, listener: OLD.listener, enrolledAt: OLD.enrolledAt }));
   return dir;
 }
 

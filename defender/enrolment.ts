@@ -46,8 +46,6 @@ export interface Enrolment {
   /** The listener the Console asked for at enrolment (used until a policy snapshot says otherwise). */
   readonly listener: ListenerConfig;
   readonly enrolledAt: string;
-  /** The Console's highest audit seq for this host at enrolment: the spool numbers above it. */
-  readonly auditSeqFloor: number;
   /** When the certificates in use arrived (enrolment or the last renewal): renewal timing counts from here. */
   readonly certsReceivedAt: string;
 }
@@ -78,14 +76,13 @@ export function loadEnrolment(dir: string): Enrolment | null {
   try {
     finishStagedRenewal(dir);
     if (!existsSync(statePath)) return null;
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as Pick<Enrolment, 'consoleUrl' | 'hostName' | 'listener' | 'enrolledAt' | 'auditSeqFloor'> & { certsReceivedAt?: string };
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as Pick<Enrolment, 'consoleUrl' | 'hostName' | 'listener' | 'enrolledAt'> & { certsReceivedAt?: string };
     const pems = Object.fromEntries(Object.entries(FILES).map(([k, f]) => [k, readFileSync(join(dir, f), 'utf8')])) as Record<keyof typeof FILES, string>;
     return {
       consoleUrl: state.consoleUrl,
       hostName: state.hostName,
       listener: state.listener,
       enrolledAt: state.enrolledAt,
-      auditSeqFloor: state.auditSeqFloor ?? 0,
       certsReceivedAt: state.certsReceivedAt ?? state.enrolledAt,
       ...pems,
     };
@@ -95,7 +92,7 @@ export function loadEnrolment(dir: string): Enrolment | null {
 }
 
 const stateJson = (e: Enrolment): string =>
-  `${JSON.stringify({ consoleUrl: e.consoleUrl, hostName: e.hostName, listener: e.listener, enrolledAt: e.enrolledAt, auditSeqFloor: e.auditSeqFloor, certsReceivedAt: e.certsReceivedAt }, null, 2)}\n`;
+  `${JSON.stringify({ consoleUrl: e.consoleUrl, hostName: e.hostName, listener: e.listener, enrolledAt: e.enrolledAt, certsReceivedAt: e.certsReceivedAt }, null, 2)}\n`;
 
 function saveEnrolment(dir: string, e: Enrolment): void {
   for (const [k, f] of Object.entries(FILES)) writeFileAtomic(join(dir, f), e[k as keyof typeof FILES]);
@@ -199,7 +196,6 @@ async function enrol(config: ConsoleModeConfig, log: Logger): Promise<Enrolment>
     clientKey: client.keyPem,
     listener: answer.listener,
     enrolledAt: new Date().toISOString(),
-    auditSeqFloor: answer.auditSeq,
     certsReceivedAt: new Date().toISOString(),
   };
   saveEnrolment(config.state, enrolment);

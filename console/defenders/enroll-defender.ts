@@ -132,8 +132,7 @@ export async function enrollDefender(
       refuseOthersNames(stores.defenders, input.hostName, names);
     });
     ctx.log.info('defender enrolled', { host: input.hostName, address: address ?? '-', version: input.version });
-    // A new enrolment's audit seqs start afresh (audit-store.ts): nothing is stored under it yet.
-    return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener, auditSeq: 0 };
+    return { hostName: input.hostName, ca: ctx.ca.certPem, serverCert: server.certPem, clientCert: client.certPem, listener: record.listener };
   } catch (e) {
     giveBack();
     // Never handed out, so nobody can present them; revoked anyway so the register tells the truth.

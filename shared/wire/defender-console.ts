@@ -59,12 +59,6 @@ const issuedCertificates = z.strictObject({
 export const enrollResponse = issuedCertificates.extend({
   /** The listener the Console wants (the one requested unless an admin set another before). */
   listener: listenerConfig,
-  /**
-   * The highest audit seq the Console already holds for this enrolment: 0, as every enrolment's seqs start afresh
-   * (the Console keys them by enrolment, so nothing an earlier enrolment sent makes a re-enrolled host's events
-   * duplicates). A Defender numbers its events above it.
-   */
-  auditSeq: z.number().int().min(0),
 });
 export type EnrollResponse = z.infer<typeof enrollResponse>;
 
