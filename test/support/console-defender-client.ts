@@ -35,6 +35,20 @@ export interface EnrolledDefender {
   readonly clientKey: string;
 }
 
+/** A join token the admin (`adminToken`) makes (`body`: hostName, singleUse, ttlSeconds); fails unless 201. */
+export async function joinToken(console: ConsoleClient, adminToken: string, body: Record<string, unknown> = {}): Promise<{ id: string; token: string; expiresAt: string; singleUse: boolean }> {
+  const r = await console.call('POST', '/api/v1/defenders/join-tokens', { token: adminToken, json: body });
+  if (r.status !== 201) throw new Error(`join token: ${r.status} ${r.text}`);
+  return r.body as { id: string; token: string; expiresAt: string; singleUse: boolean };
+}
+
+/** Enrols `hostName` with a join token made for it (which may also enrol it again); fails unless 200. */
+export async function enrolAsAdmin(console: ConsoleClient, adminToken: string, hostName: string, extra: Partial<EnrollRequest> = {}): Promise<EnrolledDefender> {
+  const r = await enrollDefender(console, (await joinToken(console, adminToken, { hostName })).token, hostName, extra);
+  if (!r.ok) throw new Error(`enrolment of ${hostName} failed: ${r.res.status} ${r.res.text}`);
+  return r.defender;
+}
+
 /** Enrols `hostName`; on anything but 200 resolves with the raw answer instead (for negative tests). */
 export async function enrollDefender(
   console: ConsoleClient,

@@ -8,6 +8,7 @@ import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { DRAWBRIDGE_BIN } from './defender-process.js';
 
 export const ADMIN_PASSWORD = 'correct-horse-battery-staple';
@@ -145,4 +146,33 @@ export async function startConsoleProcess(opts: { dir?: string; port?: number; a
     restart: () => startConsoleProcess({ ...opts, dir, port }),
   };
   return self;
+}
+
+/** A Console for a whole test file: started in its beforeAll (with the admin's token), stopped in its afterAll. */
+export function consoleForFile(): { readonly proc: ConsoleProcess; readonly admin: string } {
+  let proc: ConsoleProcess | undefined;
+  let admin = '';
+  beforeAll(async () => {
+    proc = await startConsoleProcess();
+    admin = await proc.adminToken();
+  });
+  afterAll(async () => {
+    await proc?.stop({ remove: true });
+  });
+  return {
+    get proc() {
+      if (!proc) throw new Error('the Console starts in beforeAll');
+      return proc;
+    },
+    get admin() {
+      return admin;
+    },
+  };
+}
+
+/** Creates user `name` with `role` (as the admin, `adminToken`) and returns their bearer token. */
+export async function signedInAs(c: ConsoleClient, adminToken: string, name: string, role: string): Promise<string> {
+  const password = `${name}-password-123`;
+  await c.createUser(adminToken, { name, password, role });
+  return c.login(name, password);
 }
