@@ -5,7 +5,7 @@
 // an already open keep-alive connection.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -348,6 +348,17 @@ describe('listener type switched live', () => {
     expect((await api('PUT', '/api/v1/defenders/dev-a/listener', { type: 'tcp', address: `127.0.0.1:${port}` })).status).toBe(200);
     await untilPs('the new TCP listener', `tcp://127.0.0.1:${port}`, bruce.dir, { ok: true });
     await pollUntil('the socket file to be removed', async () => stat(socketPath).then(() => false, () => true));
+
+    // A socket in a directory every user may write to (not sticky) is refused: another user could swap it for a
+    // link before the Defender sets its mode and group. The switch fails, the TCP listener stays and says why.
+    const openDir = await mkdtemp(join(tmpdir(), 'dbl-open-'));
+    cleanup.push(() => rm(openDir, { recursive: true, force: true }));
+    await chmod(openDir, 0o777);
+    expect((await api('PUT', '/api/v1/defenders/dev-a/listener', { type: 'unix', path: join(openDir, 'defender.sock') })).status).toBe(200);
+    await pollUntil('the Defender to refuse the socket directory', () => devA.log().includes(`the socket directory ${openDir} is one another user could change`));
+    expect(await stat(join(openDir, 'defender.sock')).then(() => true, () => false)).toBe(false);
+    await untilPs('the TCP listener, still', `tcp://127.0.0.1:${port}`, bruce.dir, { ok: true });
+    expect((await api('PUT', '/api/v1/defenders/dev-a/listener', { type: 'tcp', address: `127.0.0.1:${port}` })).status).toBe(200);
     logs.kill();
     devAPort = port;
   });

@@ -105,6 +105,12 @@ describe('validation', () => {
     [{ name: 'EXISTING', effect: 'deny' }, 'body.name', 'duplicates the name of rule #1'],
     [{ name: 'x', effect: 'deny', position: 2 }, 'body.position', 'must be between 0 and 1'],
     [{ name: 'x', effect: 'deny', position: -1 }, 'body.position', ''],
+    // patterns that could never match what their author meant
+    [{ name: 'x', effect: 'deny', users: 'alice, bob' }, 'body.users.0', "'alice, bob' holds a comma"],
+    [{ name: 'x', effect: 'deny', groups: ['ops -leads'] }, 'body.groups.0', 'looks like a list written without brackets'],
+    [{ name: 'x', effect: 'allow', users: ['- bob'] }, 'body.users.0', 'is not an exclusion'],
+    [{ name: 'x', effect: 'deny', hosts: ['prod a'] }, 'body.hosts.0', 'cannot match a host name'],
+    [{ name: 'default-deny-all', effect: 'allow' }, 'body.name', "is the default deny-all rule's name"],
   ])('rejects %j naming %s', async (rule, field, message) => {
     const r = await add(rule);
     expect(r.status, r.text).toBe(400);
